@@ -1,0 +1,101 @@
+"""Argument checks shared by the public kernel wrappers.
+
+Everything a user can pass is checked here, with messages that name the argument, before any data
+reaches Rust. The Rust core re-checks (it never trusts its caller), but the messages users see come
+from here. Arrays are coerced to C-contiguous float32/float64 copies only when needed, so any memory
+layout (Fortran order, strided or negative-stride views, read-only buffers) gives the same answer.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+_FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def as_matrix(value, name: str) -> np.ndarray:
+    """Return ``value`` as a 2-D C-contiguous float32/float64 array, or raise naming ``name``."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be a 2-D array of floats; could not convert it: {exc}") from None
+    if arr.dtype == object:
+        raise TypeError(f"{name} must be a numeric float array; got an object array")
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be real-valued; got complex dtype {arr.dtype}")
+    if arr.dtype.kind != "f":
+        hint = ""
+        if arr.dtype.kind in "ui":
+            hint = " (for 8-bit images use x.astype(np.float32) / 255 to get the paper's [0,1] scale)"
+        raise TypeError(f"{name} must be a float32 or float64 array; got dtype {arr.dtype}{hint}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (rows × features); got {arr.ndim}-D array of shape {arr.shape}")
+    if arr.dtype not in _FLOAT_DTYPES:  # float16, longdouble
+        arr = arr.astype(np.float64 if arr.dtype.itemsize > 8 else np.float32)
+    arr = np.ascontiguousarray(arr)
+    if arr.size and not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"{name} contains a non-finite value ({arr[tuple(bad)]}) at row {bad[0]}, column {bad[1]}"
+        )
+    return arr
+
+
+def common_dtype(*arrays: np.ndarray) -> list[np.ndarray]:
+    """Cast to one dtype: float32 only when every array is float32, else float64."""
+    if all(a.dtype == np.float32 for a in arrays):
+        return list(arrays)
+    return [a.astype(np.float64, copy=False) for a in arrays]
+
+
+def check_same_width(a: np.ndarray, a_name: str, b: np.ndarray, b_name: str) -> None:
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"{a_name} and {b_name} must have the same number of columns (dimension d); "
+            f"got {a_name}.shape={a.shape} and {b_name}.shape={b.shape}"
+        )
+
+
+def as_sigmas(sigma) -> tuple[np.ndarray, bool]:
+    """Return (σ values as a 1-D float64 array, whether ``sigma`` was a scalar)."""
+    if isinstance(sigma, (bool, np.bool_)):
+        raise TypeError("sigma must be a positive float or a 1-D array of positive floats; got a bool")
+    try:
+        arr = np.asarray(sigma)
+    except Exception as exc:
+        raise TypeError(f"sigma must be a positive float or a 1-D array of them: {exc}") from None
+    if arr.dtype == object or arr.dtype.kind not in "fiu":
+        raise TypeError(f"sigma must be a positive float or a 1-D array of them; got dtype {arr.dtype}")
+    if arr.ndim > 1:
+        raise ValueError(f"sigma must be a scalar or a 1-D array; got shape {arr.shape}")
+    scalar = arr.ndim == 0
+    arr = np.atleast_1d(arr).astype(np.float64)
+    if arr.size == 0:
+        raise ValueError("sigma must not be empty: give at least one bandwidth")
+    bad = ~(np.isfinite(arr) & (arr > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        where = "" if scalar else f" (sigma[{i}])"
+        raise ValueError(f"sigma must be finite and > 0; got {arr[i]}{where}")
+    return np.ascontiguousarray(arr), scalar
+
+
+def as_n_threads(n_threads) -> int:
+    """0 means the default: ``$GANCORE_NUM_THREADS`` if set, else every core."""
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)):
+        raise TypeError(f"n_threads must be an int (0 = all cores); got {type(n_threads).__name__}")
+    n_threads = int(n_threads)
+    if n_threads < 0:
+        raise ValueError(f"n_threads must be >= 0 (0 = all cores); got {n_threads}")
+    if n_threads == 0:
+        env = os.environ.get("GANCORE_NUM_THREADS", "").strip()
+        if env:
+            try:
+                n_threads = int(env)
+            except ValueError:
+                raise ValueError(f"GANCORE_NUM_THREADS must be a whole number; got {env!r}") from None
+            if n_threads < 0:
+                raise ValueError(f"GANCORE_NUM_THREADS must be >= 0; got {env!r}")
+    return n_threads

@@ -1,0 +1,74 @@
+"""Gaussian Parzen-window log-likelihood (Goodfellow et al. 2014, §5 and Table 1).
+
+The paper estimates the test log-likelihood of a generator by fitting an isotropic Gaussian Parzen
+window to n samples μ_1..μ_n drawn from G and averaging, over test points x,
+
+    log p(x) = logsumexp_j(−‖x − μ_j‖² / (2σ²)) − log n − (d/2)·log(2πσ²)     (nats)
+
+This module is the friendly front of the Rust kernel: it checks arguments and hands C-contiguous
+arrays to ``gancore._core``. The σ cross-validation protocol of the paper lives in
+``gancore.table1``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validate import as_matrix, as_n_threads, as_sigmas, check_same_width, common_dtype
+
+__all__ = ["parzen_loglik"]
+
+
+def parzen_loglik(x, centers, sigma, *, n_threads: int = 0) -> np.ndarray:
+    """Log-density of each row of ``x`` under a Gaussian Parzen window on ``centers``, in nats.
+
+    Parameters
+    ----------
+    x : array (m, d) of float32 or float64
+        Points to evaluate (e.g. test images on the [0, 1] pixel scale). Any memory layout.
+    centers : array (n, d) of float32 or float64, n ≥ 1
+        Window centres (e.g. generator samples).
+    sigma : positive float, or 1-D array of s positive floats
+        Bandwidth(s). An array is served in a single pass over the data: each tile of distances is
+        computed once and reused for every σ.
+    n_threads : int, default 0
+        Worker threads; 0 uses ``$GANCORE_NUM_THREADS`` if set, else all cores.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        Shape (m,) for a scalar ``sigma``; (s, m) for an array of s values, row i for ``sigma[i]``.
+
+    Accuracy
+    --------
+    The log-sum-exp is accumulated in float64 around a running maximum, so it stays finite for any
+    σ (a naive ``exp`` underflows to −inf below σ ≈ 0.05 on MNIST). Distances come from a float32
+    (for float32 inputs) or float64 GEMM tile; the terms that dominate a row are recomputed exactly
+    in float64 from explicit differences, so float64 inputs match a float64 reference to ~1e-12
+    relative, and float32 inputs on [0,1]-scaled MNIST match to better than 1e-3 nats per row for
+    σ ≥ 0.05 (the paper's grid is 0.1–1.0). For smaller σ, only the nearest few centres carry
+    weight and those are always recomputed exactly, so the error stays below 1e-3 nats as well.
+
+    The GIL is released for the whole computation; Ctrl-C interrupts it between tiles.
+
+    Examples
+    --------
+    >>> import numpy as np, gancore
+    >>> rng = np.random.default_rng(0)
+    >>> samples, test = rng.random((500, 4)), rng.random((3, 4))
+    >>> gancore.parzen_loglik(test, samples, 0.2).shape
+    (3,)
+    >>> gancore.parzen_loglik(test, samples, [0.1, 0.2, 0.5]).shape
+    (3, 3)
+    """
+    x = as_matrix(x, "x")
+    centers = as_matrix(centers, "centers")
+    check_same_width(x, "x", centers, "centers")
+    if centers.shape[0] == 0:
+        raise ValueError("centers must have at least one row: a Parzen window needs ≥ 1 centre")
+    sigmas, scalar = as_sigmas(sigma)
+    threads = as_n_threads(n_threads)
+    x, centers = common_dtype(x, centers)
+    out = _core.parzen_loglik(x, centers, sigmas, threads)
+    return out[0] if scalar else out
