@@ -101,3 +101,23 @@ def test_ctrl_c_interrupts_a_long_kernel_promptly():
     word, seconds = out.stdout.split()
     assert word == "interrupted", out.stdout + out.stderr
     assert float(seconds) < 1.5
+
+
+def test_kernels_work_in_a_forked_child_after_use_in_the_parent():
+    """A forked child inherits the cached thread pool but not its threads: it must not deadlock."""
+    code = textwrap.dedent(
+        """
+        import os, numpy as np, gancore
+        rng = np.random.default_rng(0)
+        x = rng.random((3000, 64), dtype=np.float32)
+        want = gancore.parzen_loglik(x, x, 0.5, n_threads=2)      # parent builds the pool
+        pid = os.fork()
+        if pid == 0:
+            got = gancore.parzen_loglik(x, x, 0.5, n_threads=2)
+            os._exit(0 if np.array_equal(got, want) else 3)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "0", out.stdout + out.stderr

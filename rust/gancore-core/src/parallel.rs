@@ -48,10 +48,24 @@ pub fn resolve_threads(n_threads: usize) -> usize {
 }
 
 fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, KernelError> {
-    // Pools are cached per size: starting threads on every call would dominate small calls.
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
-    let mut pools = POOLS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = pools.get(&threads) {
+    // Pools are cached per size: starting threads on every call would dominate small calls. A
+    // forked child inherits the cache but not the threads behind it, so a cache made by another
+    // process is abandoned (leaked: dropping it would signal threads that do not exist here).
+    struct Cache {
+        pid: u32,
+        pools: HashMap<usize, Arc<rayon::ThreadPool>>,
+    }
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    let pid = std::process::id();
+    let mut cache = CACHE
+        .get_or_init(|| Mutex::new(Cache { pid, pools: HashMap::new() }))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if cache.pid != pid {
+        std::mem::forget(std::mem::take(&mut cache.pools));
+        cache.pid = pid;
+    }
+    if let Some(p) = cache.pools.get(&threads) {
         return Ok(p.clone());
     }
     let p = rayon::ThreadPoolBuilder::new()
@@ -60,7 +74,7 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, KernelError> {
         .build()
         .map_err(|e| KernelError::ThreadPool { threads, reason: e.to_string() })?;
     let p = Arc::new(p);
-    pools.insert(threads, p.clone());
+    cache.pools.insert(threads, p.clone());
     Ok(p)
 }
 
