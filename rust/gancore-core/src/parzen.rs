@@ -139,6 +139,11 @@ struct Scratch {
     /// Tile column of each entry of `gaps`.
     index: Vec<u32>,
     centre_bound: Vec<f64>,
+    /// Rows of the current tile to redo from a float64 GEMM, and the buffers for it.
+    deferred: Vec<usize>,
+    x64: Vec<f64>,
+    c64: Vec<f64>,
+    tile64: Vec<f64>,
 }
 
 /// Log-density of every row of `x` under the Parzen window on `centers`, for every σ.
@@ -177,25 +182,42 @@ pub fn parzen_loglik<T: Real>(
             gaps: Vec::with_capacity(tile_rows),
             index: Vec::with_capacity(tile_rows),
             centre_bound: Vec::with_capacity(tile_rows),
+            deferred: Vec::new(),
+            x64: Vec::new(),
+            c64: Vec::new(),
+            tile64: Vec::new(),
         };
         let q = x.row_block(w.q0, w.q1);
+        let mut prefer_f64 = false;
         let mut r0 = w.r0;
         while r0 < w.r1 {
             cancel.check()?;
             let r1 = (r0 + tile_rows).min(w.r1);
             let c = centers.row_block(r0, r1);
-            neg2_dot_tile(&q, &c, &mut tile);
+            // Once most rows of this block have needed the float64 tile (near-identical centres),
+            // skip the float32 screen that would only be thrown away.
+            let direct_f64 = prefer_f64;
+            if !direct_f64 {
+                neg2_dot_tile(&q, &c, &mut tile);
+            }
             let ctx = TileCtx {
                 q,
                 q_norms: &xn[w.q0..w.q1],
-                tile: &tile[..q.rows() * c.rows()],
+                tile: if direct_f64 { &[] } else { &tile[..q.rows() * c.rows()] },
                 c,
                 c_norms: &cn[r0..r1],
                 max_centre_norm,
                 bw: &bw,
                 acc: &acc,
             };
-            fold_tile(&ctx, &mut scratch);
+            if direct_f64 {
+                scratch.deferred.clear();
+                scratch.deferred.extend(0..q.rows());
+                refold_tile(&ctx, &mut scratch);
+            } else {
+                fold_tile(&ctx, &mut scratch);
+            }
+            prefer_f64 = 2 * scratch.deferred.len() > q.rows();
             r0 = r1;
         }
         Ok(scratch.rows)
@@ -244,69 +266,152 @@ crate::simd::multiversion!(fn fold_tile<T>(ctx: &TileCtx<'_, T>, scratch: &mut S
 fn fold_tile_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
     let (bw, acc) = (ctx.bw, ctx.acc);
     let nb = ctx.c.rows();
-    let widest = *bw.gap_limit.last().expect("at least one σ");
     // Per-centre part of the rigorous error bound, shared by every row of the tile.
     scratch.centre_bound.clear();
     scratch.centre_bound.extend(ctx.c_norms.iter().map(|cn| acc.bound * cn));
+    scratch.deferred.clear();
+    // Beyond this many exact recomputations in one row, one float64 GEMM of the tile is cheaper.
+    let defer_above = nb / 4 + 16;
     for i in 0..ctx.q.rows() {
         let x_norm = ctx.q_norms[i];
         let tile_row = &ctx.tile[i * nb..(i + 1) * nb];
-        let state = &mut scratch.rows[i];
-
-        // Pass 1 (vectorised): approximate squared distances and their minimum.
+        // Pass 1 (vectorised): approximate squared distances.
         scratch.approx.clear();
         scratch.approx.extend(tile_row.iter().zip(ctx.c_norms).map(|(t, cn)| x_norm + cn + t.to_f64()));
-        state.lower_shift(crate::simd::min_f64(&scratch.approx), bw);
-        let shift = state.shift;
+        let row = RowInput {
+            approx: &scratch.approx,
+            centre_bound: &scratch.centre_bound,
+            row_bound: acc.bound * x_norm,
+            exact_gap: exact_gap(acc, bw, x_norm, ctx.max_centre_norm),
+            xrow: ctx.q.row(i),
+            c: &ctx.c,
+            defer_above,
+        };
+        if !fold_row(&row, &mut scratch.rows[i], bw, &mut scratch.gaps, &mut scratch.index) {
+            scratch.deferred.push(i);
+        }
+    }
+    if !scratch.deferred.is_empty() {
+        refold_in_f64_body(ctx, scratch);
+    }
+}
 
-        // Terms whose gap may be below this need exact distances: they reach a σ so small that
-        // their estimated tile error, divided by 2σ², would exceed the tolerance.
-        let worst_estimate = acc.estimate * (x_norm + ctx.max_centre_norm);
-        let exact_gap = (0..bw.len())
-            .rev()
-            .find(|&s| worst_estimate * bw.inv_two_var[s] > acc.tolerance_nats)
-            .map_or(f64::NEG_INFINITY, |s| bw.gap_limit[s]);
+/// Terms whose gap (above the row's shift) may be below this need exact distances: they reach a σ
+/// so small that their estimated tile error, divided by 2σ², would exceed the tolerance.
+#[inline(always)]
+fn exact_gap(acc: &Accuracy, bw: &Bandwidths, x_norm: f64, max_centre_norm: f64) -> f64 {
+    let worst_estimate = acc.estimate * (x_norm + max_centre_norm);
+    (0..bw.len())
+        .rev()
+        .find(|&s| worst_estimate * bw.inv_two_var[s] > acc.tolerance_nats)
+        .map_or(f64::NEG_INFINITY, |s| bw.gap_limit[s])
+}
 
-        // Pass 2 (branch-free): keep the terms that can reach the widest window, allowing for
-        // rounding error; at large σ most terms do, so a data-dependent branch would mispredict.
-        let row_bound = acc.bound * x_norm;
-        let cut = widest + shift + row_bound;
-        scratch.gaps.resize(nb, 0.0);
-        scratch.index.resize(nb, 0);
-        let mut kept = 0;
-        for (j, (&v, &cb)) in scratch.approx.iter().zip(&scratch.centre_bound).enumerate() {
-            scratch.gaps[kept] = v - shift;
-            scratch.index[kept] = j as u32;
-            kept += (v - cb < cut) as usize;
+/// One row's approximate distances to a tile of centres, and how far to trust them.
+struct RowInput<'a, T> {
+    approx: &'a [f64],
+    centre_bound: &'a [f64],
+    row_bound: f64,
+    exact_gap: f64,
+    xrow: &'a [T],
+    c: &'a MatRef<'a, T>,
+    /// Give up (return false, state untouched but for its shift) above this many exact terms.
+    defer_above: usize,
+}
+
+/// Fold one row of approximate distances into `state`. Returns false, leaving the sums untouched,
+/// when more than `defer_above` terms would need exact recomputation.
+#[inline(always)]
+fn fold_row<T: Real>(row: &RowInput<'_, T>, state: &mut RowState, bw: &Bandwidths, gaps: &mut Vec<f64>, index: &mut Vec<u32>) -> bool {
+    let nb = row.approx.len();
+    let widest = *bw.gap_limit.last().expect("at least one σ");
+    state.lower_shift(crate::simd::min_f64(row.approx), bw);
+    let shift = state.shift;
+
+    // Pass 2 (branch-free): keep the terms that can reach the widest window, allowing for
+    // rounding error; at large σ most terms do, so a data-dependent branch would mispredict.
+    let cut = widest + shift + row.row_bound;
+    gaps.resize(nb, 0.0);
+    index.resize(nb, 0);
+    let mut kept = 0;
+    for (j, (&v, &cb)) in row.approx.iter().zip(row.centre_bound).enumerate() {
+        gaps[kept] = v - shift;
+        index[kept] = j as u32;
+        kept += (v - cb < cut) as usize;
+    }
+    gaps.truncate(kept);
+    index.truncate(kept);
+    if kept == 0 {
+        return true;
+    }
+    // Pass 3: re-measure exactly the terms whose tile error could matter (few, predictable).
+    if row.exact_gap > f64::NEG_INFINITY {
+        let needs_exact = |g: f64, j: u32| g - row.centre_bound[j as usize] - row.row_bound < row.exact_gap;
+        let count = gaps.iter().zip(index.iter()).filter(|(&g, &j)| needs_exact(g, j)).count();
+        if count > row.defer_above {
+            return false;
         }
-        scratch.gaps.truncate(kept);
-        if kept == 0 {
-            continue;
-        }
-        // Pass 3: re-measure exactly the terms whose tile error could matter (few, predictable).
-        if exact_gap > f64::NEG_INFINITY {
-            for (g, &j) in scratch.gaps.iter_mut().zip(&scratch.index) {
-                if *g - scratch.centre_bound[j as usize] - row_bound < exact_gap {
-                    *g = exact_sq_distance(ctx.q.row(i), ctx.c.row(j as usize)) - shift;
-                }
+        for (g, &j) in gaps.iter_mut().zip(index.iter()) {
+            if needs_exact(*g, j) {
+                *g = exact_sq_distance(row.xrow, row.c.row(j as usize)) - shift;
             }
         }
-        // An exact distance may lie below the tile minimum: move the shift there first.
-        let min_gap = crate::simd::min_f64(&scratch.gaps);
-        if min_gap < 0.0 {
-            state.lower_shift(shift + min_gap, bw);
-            for g in scratch.gaps.iter_mut() {
-                *g -= min_gap;
-            }
+    }
+    // An exact distance may lie below the tile minimum: move the shift there first.
+    let min_gap = crate::simd::min_f64(gaps);
+    if min_gap < 0.0 {
+        state.lower_shift(shift + min_gap, bw);
+        for g in gaps.iter_mut() {
+            *g -= min_gap;
         }
-        // Widest σ first; each narrower σ keeps only the terms inside its (smaller) window.
-        for s in (0..bw.len()).rev() {
-            keep_below(&mut scratch.gaps, bw.gap_limit[s]);
-            if scratch.gaps.is_empty() {
-                break;
-            }
-            state.sums[s] += sum_exp_neg(&scratch.gaps, bw.inv_two_var[s]);
+    }
+    // Widest σ first; each narrower σ keeps only the terms inside its (smaller) window.
+    for s in (0..bw.len()).rev() {
+        keep_below(gaps, bw.gap_limit[s]);
+        if gaps.is_empty() {
+            break;
         }
+        state.sums[s] += sum_exp_neg(gaps, bw.inv_two_var[s]);
+    }
+    true
+}
+
+crate::simd::multiversion!(fn refold_tile<T>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) -> () => refold_in_f64_body);
+
+/// Redo the deferred rows of a tile from a float64 GEMM: rows where so many centres sit at almost
+/// the same distance (e.g. samples of a mode-collapsed generator) that recomputing each term
+/// exactly would cost far more than one float64 tile, whose rounding error is negligible.
+#[inline(always)]
+fn refold_in_f64_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
+    let (nb, d, nd) = (ctx.c.rows(), ctx.c.cols(), scratch.deferred.len());
+    scratch.c64.clear();
+    scratch.c64.extend(ctx.c.as_slice().iter().map(|v| v.to_f64()));
+    scratch.x64.clear();
+    for &i in &scratch.deferred {
+        scratch.x64.extend(ctx.q.row(i).iter().map(|v| v.to_f64()));
+    }
+    scratch.tile64.resize(nd * nb, 0.0);
+    let xm = MatRef::new("x", &scratch.x64, nd, d).expect("deferred rows are consistent");
+    let cm = MatRef::new("centers", &scratch.c64, nb, d).expect("tile is consistent");
+    neg2_dot_tile(&xm, &cm, &mut scratch.tile64);
+    let acc64 = Accuracy { tolerance_nats: ctx.acc.tolerance_nats, ..Accuracy::for_type::<f64>(d) };
+    scratch.centre_bound.clear();
+    scratch.centre_bound.extend(ctx.c_norms.iter().map(|cn| acc64.bound * cn));
+    for (r, &i) in scratch.deferred.iter().enumerate() {
+        let x_norm = ctx.q_norms[i];
+        scratch.approx.clear();
+        scratch.approx.extend(scratch.tile64[r * nb..(r + 1) * nb].iter().zip(ctx.c_norms).map(|(t, cn)| x_norm + cn + t));
+        let row = RowInput {
+            approx: &scratch.approx,
+            centre_bound: &scratch.centre_bound,
+            row_bound: acc64.bound * x_norm,
+            exact_gap: exact_gap(&acc64, ctx.bw, x_norm, ctx.max_centre_norm),
+            xrow: ctx.q.row(i),
+            c: &ctx.c,
+            defer_above: usize::MAX,
+        };
+        let done = fold_row(&row, &mut scratch.rows[i], ctx.bw, &mut scratch.gaps, &mut scratch.index);
+        debug_assert!(done);
     }
 }
 
@@ -390,6 +495,28 @@ mod tests {
                         assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "m={m} n={n} σ={sigma}: {g} vs {w}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn collapsed_centres_take_the_float64_tile_path_and_stay_accurate() {
+        // 3,000 near-identical centres (a mode-collapsed generator): every term needs precision.
+        let mut seed = 5;
+        let d = 64;
+        let base: Vec<f64> = (0..d).map(|_| lcg(&mut seed)).collect();
+        let c: Vec<f32> = (0..3000).flat_map(|_| base.iter().map(|b| (b + 1e-4 * lcg(&mut seed)) as f32).collect::<Vec<_>>()).collect();
+        let x: Vec<f32> = (0..40 * d).map(|_| lcg(&mut seed) as f32).collect();
+        let xm = MatRef::new("x", &x, 40, d).unwrap();
+        let cm = MatRef::new("centers", &c, 3000, d).unwrap();
+        let sig = [0.01, 0.1];
+        let mut out = vec![0.0; 80];
+        parzen_loglik(xm, cm, &sig, 1, &Cancel::new(), &mut out).unwrap();
+        let (x64, c64): (Vec<f64>, Vec<f64>) = (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
+        for (s, &sigma) in sig.iter().enumerate() {
+            let want = reference(&x64, &c64, d, sigma);
+            for i in 0..40 {
+                assert!((out[s * 40 + i] - want[i]).abs() < 1e-6 * want[i].abs().max(1.0), "σ={sigma}: {} vs {}", out[s * 40 + i], want[i]);
             }
         }
     }
