@@ -85,7 +85,8 @@ impl Accuracy {
         Self {
             // γ_{d+2} for the dot product, doubled for ‖x‖²+‖c‖² ≥ 2|x·c|, plus the final sums.
             bound: 2.0 * (d as f64 + 4.0) * u / (1.0 - (d as f64 + 4.0) * u) + 4.0 * u,
-            estimate: 0.5 * u * (d as f64).sqrt(),
+            // 0.5·u·√d for the dot product, plus a few ulp for the final additions (small d).
+            estimate: u * (0.5 * (d as f64).sqrt() + 2.0),
             tolerance_nats: if is_f32 { 1e-3 } else { 1e-11 },
         }
     }
@@ -315,27 +316,29 @@ struct RowInput<'a, T> {
     exact_gap: f64,
     xrow: &'a [T],
     c: &'a MatRef<'a, T>,
-    /// Give up (return false, state untouched but for its shift) above this many exact terms.
+    /// Give up (return false, state untouched) above this many exact terms.
     defer_above: usize,
 }
 
-/// Fold one row of approximate distances into `state`. Returns false, leaving the sums untouched,
-/// when more than `defer_above` terms would need exact recomputation.
+/// Fold one row of approximate distances into `state`. Returns false, leaving the state
+/// untouched, when more than `defer_above` terms would need exact recomputation.
 #[inline(always)]
 fn fold_row<T: Real>(row: &RowInput<'_, T>, state: &mut RowState, bw: &Bandwidths, gaps: &mut Vec<f64>, index: &mut Vec<u32>) -> bool {
     let nb = row.approx.len();
     let widest = *bw.gap_limit.last().expect("at least one σ");
-    state.lower_shift(crate::simd::min_f64(row.approx), bw);
-    let shift = state.shift;
+    // A rigorous upper bound of the smallest true distance in this tile; together with the row's
+    // current shift it bounds the row's largest term, which every kept term is measured against.
+    let tile_upper = crate::simd::min_sum_f64(row.approx, row.centre_bound);
+    let level = state.shift.min(tile_upper + row.row_bound);
 
-    // Pass 2 (branch-free): keep the terms that can reach the widest window, allowing for
-    // rounding error; at large σ most terms do, so a data-dependent branch would mispredict.
-    let cut = widest + shift + row.row_bound;
+    // Pass 2 (branch-free): keep the terms whose lower bound can reach the widest window; at
+    // large σ most terms do, so a data-dependent branch would mispredict.
+    let cut = level + widest + row.row_bound;
     gaps.resize(nb, 0.0);
     index.resize(nb, 0);
     let mut kept = 0;
     for (j, (&v, &cb)) in row.approx.iter().zip(row.centre_bound).enumerate() {
-        gaps[kept] = v - shift;
+        gaps[kept] = v; // absolute squared distance for now
         index[kept] = j as u32;
         kept += (v - cb < cut) as usize;
     }
@@ -346,24 +349,23 @@ fn fold_row<T: Real>(row: &RowInput<'_, T>, state: &mut RowState, bw: &Bandwidth
     }
     // Pass 3: re-measure exactly the terms whose tile error could matter (few, predictable).
     if row.exact_gap > f64::NEG_INFINITY {
-        let needs_exact = |g: f64, j: u32| g - row.centre_bound[j as usize] - row.row_bound < row.exact_gap;
-        let count = gaps.iter().zip(index.iter()).filter(|(&g, &j)| needs_exact(g, j)).count();
+        let exact_below = level + row.exact_gap + row.row_bound;
+        let needs_exact = |v: f64, j: u32| v - row.centre_bound[j as usize] < exact_below;
+        let count = gaps.iter().zip(index.iter()).filter(|(&v, &j)| needs_exact(v, j)).count();
         if count > row.defer_above {
             return false;
         }
-        for (g, &j) in gaps.iter_mut().zip(index.iter()) {
-            if needs_exact(*g, j) {
-                *g = exact_sq_distance(row.xrow, row.c.row(j as usize)) - shift;
+        for (v, &j) in gaps.iter_mut().zip(index.iter()) {
+            if needs_exact(*v, j) {
+                *v = exact_sq_distance(row.xrow, row.c.row(j as usize));
             }
         }
     }
-    // An exact distance may lie below the tile minimum: move the shift there first.
-    let min_gap = crate::simd::min_f64(gaps);
-    if min_gap < 0.0 {
-        state.lower_shift(shift + min_gap, bw);
-        for g in gaps.iter_mut() {
-            *g -= min_gap;
-        }
+    // Shift to the smallest distance actually used, so the largest term is exp(0) = 1.
+    state.lower_shift(crate::simd::min_f64(gaps), bw);
+    let shift = state.shift;
+    for g in gaps.iter_mut() {
+        *g -= shift;
     }
     // Widest σ first; each narrower σ keeps only the terms inside its (smaller) window.
     for s in (0..bw.len()).rev() {
@@ -518,6 +520,25 @@ mod tests {
             for i in 0..40 {
                 assert!((out[s * 40 + i] - want[i]).abs() < 1e-6 * want[i].abs().max(1.0), "σ={sigma}: {} vs {}", out[s * 40 + i], want[i]);
             }
+        }
+    }
+
+    #[test]
+    fn tiny_sigma_narrower_than_the_float32_error_stays_finite() {
+        // σ = 1e-4 on data of scale 0.1 around −0.5: the skip window (45·2σ²) is far narrower
+        // than the float32 tile error, so the shift must come from exact distances.
+        let mut seed = 1028;
+        let d = 18;
+        let x: Vec<f32> = (0..17 * d).map(|_| (-0.5 + 0.1 * (lcg(&mut seed) - 0.5)) as f32).collect();
+        let c: Vec<f32> = (0..24 * d).map(|_| (-0.5 + 0.1 * (lcg(&mut seed) - 0.5)) as f32).collect();
+        let xm = MatRef::new("x", &x, 17, d).unwrap();
+        let cm = MatRef::new("centers", &c, 24, d).unwrap();
+        let mut out = vec![0.0; 17];
+        parzen_loglik(xm, cm, &[1.035e-4], 1, &Cancel::new(), &mut out).unwrap();
+        let (x64, c64): (Vec<f64>, Vec<f64>) = (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
+        let want = reference(&x64, &c64, d, 1.035e-4);
+        for i in 0..17 {
+            assert!((out[i] - want[i]).abs() <= 1e-9 * want[i].abs(), "row {i}: {} vs {}", out[i], want[i]);
         }
     }
 

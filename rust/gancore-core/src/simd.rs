@@ -84,3 +84,28 @@ pub(crate) fn min_f64(v: &[f64]) -> f64 {
     }
     m
 }
+
+/// Minimum of `a[i] + b[i]`, in lane-parallel form (vectorises; values are finite).
+#[inline(always)]
+pub(crate) fn min_sum_f64(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut lanes = [f64::INFINITY; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            let v = x[l] + y[l];
+            lanes[l] = if v < lanes[l] { v } else { lanes[l] };
+        }
+    }
+    let mut m = f64::INFINITY;
+    for (x, y) in ra.iter().zip(rb) {
+        let v = x + y;
+        m = if v < m { v } else { m };
+    }
+    for l in lanes {
+        m = if l < m { l } else { m };
+    }
+    m
+}
