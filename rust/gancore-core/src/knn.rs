@@ -20,7 +20,7 @@ use crate::error::KernelError;
 use crate::matrix::{check_pair, MatRef, Real};
 use crate::parallel::{plan, resolve_threads, run_items, Cancel, WorkItem};
 
-const QUERY_BLOCK: usize = 512;
+const QUERY_BLOCK: usize = 1024;
 const TILE_BYTES: usize = 4 << 20;
 
 /// A (distance, index) pair ordered by distance, then index: the documented tie-break.
@@ -123,7 +123,6 @@ pub fn nearest_neighbors<T: Real>(
         let mut tile = vec![T::ZERO; (w.q1 - w.q0) * tile_rows.min(w.r1 - w.r0)];
         let mut scratch = Scratch {
             tops: vec![TopK::new(k); w.q1 - w.q0],
-            lower: Vec::with_capacity(tile_rows),
             upper: Vec::with_capacity(tile_rows),
         };
         let mut r0 = w.r0;
@@ -161,7 +160,6 @@ pub fn nearest_neighbors<T: Real>(
 
 struct Scratch {
     tops: Vec<TopK>,
-    lower: Vec<f64>,
     upper: Vec<f64>,
 }
 
@@ -188,46 +186,63 @@ fn fold_tile_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
         let qn = ctx.q_norms[i];
         let row = &ctx.tile[i * nb..(i + 1) * nb];
         let top = &mut scratch.tops[i];
-        // Pass 1 (vectorised): rigorous lower bounds of every distance in the row.
-        scratch.lower.clear();
-        scratch.lower.extend(row.iter().zip(ctx.r_norms).map(|(t, rn)| {
-            let v = qn + rn + t.to_f64();
-            v - bound * (qn + rn)
-        }));
+        // Pass 1 (vectorised, no stores): the smallest lower and upper bounds in this tile row.
+        // Lower/upper bounds of ‖q − r_j‖²: v_j ∓ bound·(‖q‖² + ‖r_j‖²), v_j the tile's value.
+        let (min_lower, min_upper) = min_bounds(row, ctx.r_norms, qn, bound);
         let mut cut = top.threshold();
-        if cut.is_infinite() {
-            // Until k exact distances are known, the k-th smallest upper bound of this tile is
-            // a valid cut-off (it is ≥ the k-th smallest exact distance).
-            let kk = top.k.min(nb);
+        if cut.is_infinite() && top.k > 1 && top.k < nb {
+            // Until k exact distances are known, the k-th smallest upper bound of this tile is a
+            // valid cut-off (it is ≥ the k-th smallest exact distance).
             scratch.upper.clear();
-            scratch.upper.extend(row.iter().zip(ctx.r_norms).map(|(t, rn)| {
-                let v = qn + rn + t.to_f64();
-                v + bound * (qn + rn)
-            }));
-            if kk == 1 {
-                cut = crate::simd::min_f64(&scratch.upper);
-            } else if kk < nb {
-                let (_, kth, _) = scratch.upper.select_nth_unstable_by(kk - 1, |a, b| a.total_cmp(b));
-                cut = *kth;
-            }
+            scratch.upper.extend(row.iter().zip(ctx.r_norms).map(|(t, rn)| qn + rn + t.to_f64() + bound * (qn + rn)));
+            let (_, kth, _) = scratch.upper.select_nth_unstable_by(top.k - 1, |a, b| a.total_cmp(b));
+            cut = *kth;
         } else if top.k == 1 {
-            // For the common k = 1 the tile minimum of upper bounds tightens the cut for free.
-            let mut best_upper = f64::INFINITY;
-            for (&lo, rn) in scratch.lower.iter().zip(ctx.r_norms) {
-                let up = lo + 2.0 * bound * (qn + rn);
-                best_upper = if up < best_upper { up } else { best_upper };
-            }
-            cut = cut.min(best_upper);
+            cut = cut.min(min_upper);
         }
-        // Pass 2: re-measure exactly every reference that could still be among the k nearest.
-        for (j, &lo) in scratch.lower.iter().enumerate() {
-            if lo <= cut {
+        // Most tiles hold nothing closer than the best already found: skip them whole.
+        if min_lower > cut {
+            continue;
+        }
+        // Pass 2 (rare): re-measure exactly every reference that could still be among the k nearest.
+        for (j, (t, rn)) in row.iter().zip(ctx.r_norms).enumerate() {
+            let lower = qn + rn + t.to_f64() - bound * (qn + rn);
+            if lower <= cut {
                 let exact = exact_sq_distance(ctx.q.row(i), ctx.r.row(j));
                 top.offer(Neighbour { dist: exact, index: ctx.r0 + j });
                 cut = cut.min(top.threshold());
             }
         }
     }
+}
+
+/// (min_j lower_j, min_j upper_j) for one tile row, in lane-parallel form.
+#[inline(always)]
+fn min_bounds<T: Real>(row: &[T], r_norms: &[f64], qn: f64, bound: f64) -> (f64, f64) {
+    let mut lo = [f64::INFINITY; 8];
+    let mut up = [f64::INFINITY; 8];
+    let (ct, cr) = (row.chunks_exact(8), r_norms.chunks_exact(8));
+    let (rt, rr) = (ct.remainder(), cr.remainder());
+    for (t, r) in ct.zip(cr) {
+        for l in 0..8 {
+            let v = qn + r[l] + t[l].to_f64();
+            let e = bound * (qn + r[l]);
+            lo[l] = if v - e < lo[l] { v - e } else { lo[l] };
+            up[l] = if v + e < up[l] { v + e } else { up[l] };
+        }
+    }
+    let (mut min_lo, mut min_up) = (f64::INFINITY, f64::INFINITY);
+    for (t, r) in rt.iter().zip(rr) {
+        let v = qn + r + t.to_f64();
+        let e = bound * (qn + r);
+        min_lo = min_lo.min(v - e);
+        min_up = min_up.min(v + e);
+    }
+    for l in 0..8 {
+        min_lo = min_lo.min(lo[l]);
+        min_up = min_up.min(up[l]);
+    }
+    (min_lo, min_up)
 }
 
 #[cfg(test)]
