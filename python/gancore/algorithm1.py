@@ -1,0 +1,145 @@
+"""One training iteration of Algorithm 1 (Goodfellow et al. 2014, §4), in its two forms.
+
+``alternating`` is Algorithm 1 as printed in the paper::
+
+    for k steps:   sample {z_1..z_m} ~ p_z and {x_1..x_m} ~ p_data          (fresh for every step)
+                   ascend  ∇θd 1/m Σ [log D(x_i) + log(1 − D(G(z_i)))]
+    then           sample fresh {z_1..z_m} ~ p_z
+                   descend ∇θg 1/m Σ log(1 − D(G(z_i)))    (or the chosen G loss, SPEC §2)
+
+``simultaneous`` is what the 2014 code (pylearn2 ``AdversaryCost2`` with plain ``SGD``) actually ran:
+one minibatch of data and one of noise, D's and G's gradients both taken from that same forward pass
+(with the same dropout masks), then one SGD update of all parameters at once. k is 1 by construction.
+
+Every function returns a detached tensor ``[loss_d, loss_g, mean D(x), mean D(G(z))]`` and never
+synchronises with the device, so a GPU runs ahead while the host queues the next step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .losses import discriminator_loss, generator_loss
+from .models import apply_max_col_norm_, sample_noise
+
+
+class MinibatchStream:
+    """Minibatches drawn by index from one on-device tensor, reshuffled every epoch (without
+    replacement, like pylearn2's ``shuffled_sequential``). Its state is (permutation, position)."""
+
+    def __init__(self, data: torch.Tensor, batch_size: int, generator: torch.Generator):
+        self.data, self.batch_size, self.generator = data, batch_size, generator
+        self.perm = torch.arange(data.shape[0])
+        self.pos = 0
+
+    def new_epoch(self) -> None:
+        # The permutation is drawn on the CPU so it is the same on every device.
+        self.perm = torch.randperm(self.data.shape[0], generator=self.generator)
+        self._perm_dev = self.perm.to(self.data.device)
+        self.pos = 0
+
+    def restore(self, perm: torch.Tensor, pos: int) -> None:
+        self.perm, self.pos = perm.clone(), pos
+        self._perm_dev = self.perm.to(self.data.device)
+
+    def take(self) -> torch.Tensor:
+        idx = self._perm_dev[self.pos : self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return self.data.index_select(0, idx)  # (m, D)
+
+
+class Game:
+    """G, D, their optimisers and the randomness one iteration needs."""
+
+    def __init__(self, cfg, gen, disc, opt_g, opt_d, stream: MinibatchStream, rng: torch.Generator):
+        self.cfg, self.gen, self.disc, self.opt_g, self.opt_d = cfg, gen, disc, opt_g, opt_d
+        self.stream, self.rng = stream, rng
+        self.g_params = [p for p in gen.parameters()]
+        self.d_params = [p for p in disc.parameters()]
+
+    def noise(self) -> torch.Tensor:
+        return sample_noise(
+            self.cfg.batch_size,
+            self.cfg.noise_dim,
+            self.cfg.noise_prior,
+            generator=self.rng,
+            device=self.stream.data.device,
+        )
+
+    def autocast(self):
+        """bf16 autocast of the forward passes when asked for; the losses are taken in fp32."""
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.stream.data.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def d_logits(self, x: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Two passes, as pylearn2's dropout_fprop(X) and dropout_fprop(S): each example gets its own
+        # dropout mask either way, G's backward then only traverses the fake half, and batch norm
+        # (DCGAN) keeps real and fake statistics apart as in the DCGAN reference code.
+        with self.autocast():
+            real_logits, fake_logits = self.disc(x), self.disc(fake)  # (m,), (m,)
+        return real_logits.float(), fake_logits.float()
+
+    def constrain(self, net) -> None:
+        if self.cfg.max_col_norm:
+            apply_max_col_norm_(net, self.cfg.max_col_norm)
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return discriminator_loss(real, fake, label_smoothing=self.cfg.label_smoothing, halved=self.cfg.d_loss_halved)
+
+    def simultaneous_step(self, lr: float, momentum: float) -> torch.Tensor:
+        """The 2014 code's update: both players step on gradients from one shared minibatch."""
+        x = self.stream.take()  # (m, D)
+        with self.autocast():
+            fake = self.gen(self.noise())  # (m, D)
+        real_logits, fake_logits = self.d_logits(x, fake)
+        loss_d = self.d_loss(real_logits, fake_logits)
+        loss_g = generator_loss(fake_logits, self.cfg.g_loss)  # same logits, same dropout masks
+        grads_d = torch.autograd.grad(loss_d, self.d_params, retain_graph=True)
+        grads_g = torch.autograd.grad(loss_g, self.g_params)
+        self.opt_d.step(grads_d, lr, momentum)
+        self.opt_g.step(grads_g, lr, momentum)
+        self.constrain(self.disc)
+        self.constrain(self.gen)
+        return _stats(loss_d, loss_g, real_logits, fake_logits)
+
+    def alternating_step(self, lr: float, momentum: float) -> torch.Tensor:
+        """Algorithm 1 as printed: k discriminator updates, then one generator update."""
+        loss_d_sum = real_mean = None
+        # ---- (1) for k steps: update D by ascending  1/m Σ [log D(x) + log(1 − D(G(z)))] ----
+        for _ in range(self.cfg.k):
+            x = self.stream.take()  # fresh data minibatch (m, D)
+            with torch.no_grad(), self.autocast():  # G is not updated here: no graph through it
+                fake = self.gen(self.noise())  # fresh noise -> (m, D)
+            real_logits, fake_logits = self.d_logits(x, fake)
+            loss_d = self.d_loss(real_logits, fake_logits)
+            grads_d = torch.autograd.grad(loss_d, self.d_params)
+            self.opt_d.step(grads_d, lr, momentum)
+            self.constrain(self.disc)
+            loss_d = loss_d.detach()
+            d_real = torch.sigmoid(real_logits.detach()).mean()
+            loss_d_sum = loss_d if loss_d_sum is None else loss_d_sum + loss_d
+            real_mean = d_real if real_mean is None else real_mean + d_real
+        # ---- (2) update G by descending  1/m Σ log(1 − D(G(z)))  (or the chosen G loss) ----------
+        with self.autocast():
+            fake_logits = self.disc(self.gen(self.noise())).float()  # fresh noise; D keeps its dropout (SPEC §3)
+        loss_g = generator_loss(fake_logits, self.cfg.g_loss)
+        grads_g = torch.autograd.grad(loss_g, self.g_params)
+        self.opt_g.step(grads_g, lr, momentum)
+        self.constrain(self.gen)
+        k = float(self.cfg.k)
+        return torch.stack([loss_d_sum / k, loss_g.detach(), real_mean / k, torch.sigmoid(fake_logits.detach()).mean()])
+
+    def step(self, lr: float, momentum: float) -> torch.Tensor:
+        if self.cfg.update == "simultaneous":
+            return self.simultaneous_step(lr, momentum)
+        return self.alternating_step(lr, momentum)
+
+
+def _stats(loss_d, loss_g, real_logits, fake_logits) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.stack(
+            [loss_d.detach(), loss_g.detach(), torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean()]
+        )

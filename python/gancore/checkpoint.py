@@ -1,0 +1,201 @@
+"""Checkpoints that survive ``kill -9``, refuse to load when damaged, and never unpickle anything.
+
+Layout inside a run directory::
+
+    checkpoints/
+        LATEST                         name of the newest complete checkpoint, e.g. "step_00001500"
+        step_00001500/
+            generator.safetensors      G's weights (and batch-norm buffers)
+            discriminator.safetensors  D's weights (and batch-norm buffers)
+            state.safetensors          optimiser buffers, the epoch's permutation, RNG states as bytes
+            state.json                 step, epoch, schedule values, config and its fingerprint, the
+                                       Python/NumPy RNG states, and the SHA-256 of the three files above
+
+Writing is atomic: everything goes to ``checkpoints/.tmp-step_…``, each file is fsync'ed, the folder
+is renamed into place, and ``LATEST`` is replaced (temp file, fsync, rename) only afterwards. A run
+killed at any moment therefore leaves ``LATEST`` naming a complete checkpoint. Loading re-hashes every
+file against ``state.json`` and compares the saved configuration with the current one, so a truncated
+or corrupted checkpoint, or one made for another configuration, is refused with a message saying which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import config as config_mod
+from .models import build_generator
+
+log = logging.getLogger(__name__)
+
+FORMAT = "gancore-checkpoint-1"
+FILES = ("generator.safetensors", "discriminator.safetensors", "state.safetensors")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be trusted: missing, truncated, corrupted or for another config."""
+
+
+def checkpoint_dir(run_dir) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file, fsync and rename: all or nothing."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def save(run_dir, step: int, *, gen, disc, tensors: dict[str, torch.Tensor], meta: dict, keep: int = 2) -> Path:
+    """Write checkpoint ``step_{step:08d}`` atomically and point ``LATEST`` at it.
+
+    ``tensors`` are the non-weight tensors (optimiser state, RNG bytes…); ``meta`` is JSON-able.
+    Older checkpoints beyond the newest ``keep`` are deleted afterwards.
+    """
+    root = checkpoint_dir(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:08d}"
+    tmp = root / f".tmp-{name}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_file(_cpu_contiguous(gen.state_dict()), str(tmp / FILES[0]))
+    save_file(_cpu_contiguous(disc.state_dict()), str(tmp / FILES[1]))
+    save_file(_cpu_contiguous(tensors), str(tmp / FILES[2]))
+    for fname in FILES:
+        _fsync_file(tmp / fname)
+    meta = dict(meta, format=FORMAT, step=step, files={f: _sha256(tmp / f) for f in FILES})
+    write_atomic(tmp / "state.json", json.dumps(meta, indent=1, sort_keys=True).encode())
+    final = root / name
+    if final.exists():  # a re-save of the same step (e.g. Ctrl-C right after an epoch's checkpoint)
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    write_atomic(root / "LATEST", name.encode())
+    _prune(root, keep, newest=name)
+    return final
+
+
+def latest(run_dir) -> Path | None:
+    """The directory ``LATEST`` names, or None when the run has no checkpoint yet."""
+    pointer = checkpoint_dir(run_dir) / "LATEST"
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text().strip()
+    path = checkpoint_dir(run_dir) / name
+    if not name.startswith("step_") or not path.is_dir():
+        raise CheckpointError(f"{pointer} names '{name}', which is not a checkpoint folder in {path.parent}")
+    return path
+
+
+def load(path: Path, *, cfg=None, device="cpu") -> tuple[dict, dict, dict, dict]:
+    """Verify and read checkpoint ``path``: returns (meta, G state, D state, other tensors).
+
+    Raises :class:`CheckpointError` when a file is missing, its hash differs from ``state.json``
+    (truncated or corrupted), the format is unknown, or ``cfg`` (a TrainConfig) differs from the saved
+    configuration in a field other than ``TrainConfig.RESUMABLE``.
+    """
+    path = Path(path)
+    meta_path = path / "state.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{meta_path} is missing: {path} is not a complete checkpoint") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{meta_path} is not valid JSON ({exc}): the checkpoint is corrupted") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r} (expected {FORMAT})")
+    for fname in FILES:
+        f = path / fname
+        if not f.is_file():
+            raise CheckpointError(f"{f} is missing: the checkpoint is incomplete")
+        if _sha256(f) != meta["files"].get(fname):
+            raise CheckpointError(
+                f"{f} does not match the SHA-256 recorded in state.json: the checkpoint is truncated or corrupted"
+            )
+    if cfg is not None:
+        # Compare field by field (not by fingerprint) so that a field added to TrainConfig later, whose
+        # default keeps the old behaviour, does not orphan older checkpoints.
+        saved = {**config_mod.TrainConfig().to_dict(), **meta.get("config", {})}
+        diff = _config_diff(saved, cfg.to_dict(), cfg.RESUMABLE)
+        if diff:
+            raise CheckpointError(f"{path} was made for another configuration; differing fields: {diff}")
+    dev = str(device)
+    tensors = [load_file(str(path / f), device=dev) for f in FILES]
+    return meta, tensors[0], tensors[1], tensors[2]
+
+
+def load_generator(run_dir, *, device="cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild G from ``run_dir/config.json``, load the latest checkpoint's weights, return (G in eval
+    mode on ``device``, the resolved config dict)."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path} not found: {run_dir} is not a gancore run directory")
+    cfg_dict = json.loads(cfg_path.read_text())
+    cfg = config_mod.from_dict(cfg_dict)
+    ckpt = latest(run_dir)
+    if ckpt is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint yet ({checkpoint_dir(run_dir)}/LATEST is missing)")
+    _, g_state, _, _ = load(ckpt, cfg=cfg, device="cpu")
+    gen = build_generator(cfg)
+    gen.load_state_dict(g_state)
+    return gen.to(device).eval(), cfg.to_dict()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _config_diff(saved: dict, current: dict, ignore) -> str:
+    keys = sorted(k for k in set(saved) | set(current) if k not in ignore and saved.get(k) != current.get(k))
+    return ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys)
+
+
+def _cpu_contiguous(state: dict) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prune(root: Path, keep: int, newest: str) -> None:
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("step_"))
+    for name in names[:-keep] if keep < len(names) else []:
+        if name != newest:
+            shutil.rmtree(root / name, ignore_errors=True)
+    for stale in root.glob(".tmp-*"):  # left behind by a run killed mid-save
+        if stale.name != f".tmp-{newest}":
+            shutil.rmtree(stale, ignore_errors=True)

@@ -1,0 +1,257 @@
+"""Training configuration: one dataclass, and the presets that fill it.
+
+A preset is a complete recipe; command-line flags override single fields (``--lr 0.05``). The
+``*_2014`` presets follow the paper's released pylearn2 YAML files (github goodfeli/adversarial):
+
+=================== ===================================================================================
+``mnist_2014``      ``mnist.yaml``, exactly: G 100→ReLU 1200→ReLU 1200→sigmoid 784 (U(±0.05), output bias
+                    from the pixel marginals), uniform z, D maxout 240×5 → 240×5 → 1 (U(±0.005)), dropout
+                    0.8/0.5, SGD batch 100, lr 0.1 ÷1.000004 per step, momentum 0.5→0.7 over epochs 1–250
+``cifar10_fc_2014`` ``cifar10_fully_connected.yaml``: G 100→ReLU 8000→sigmoid 8000→3072, Gaussian z, D maxout
+                    1600×5 ×2, lr 0.025, same dropout and schedules
+``tfd_2014``        ``tfd_pretrain/pretrain.yaml``: G 100→ReLU 8000→sigmoid 8000→sigmoid 2304, Gaussian z,
+                    D maxout 1200×5 ×2, max column norm 1.9365 everywhere, lr 0.05, trained on TFD's
+                    unlabelled rows, 50 epochs
+``dcgan``           tutorial §3.3 (Radford et al. 2015): transposed-conv G, strided-conv D, batch norm, Adam
+                    lr 2e-4, β1 0.5, non-saturating G loss, alternating updates; for MNIST or CIFAR-10
+=================== ===================================================================================
+
+Known differences from the YAMLs, all forced by the project's [0, 1] pixel contract or by missing
+pieces: the CIFAR-10 YAML trains on global-contrast-normalised pixels with a *linear* G output
+(irange 0.5); here pixels are in [0, 1] and G ends in a sigmoid (irange 0.05, output bias from the
+marginals). The TFD G's hidden sigmoid layer starts with bias −2 and its output layer with
+``sparse_init: 100`` in the YAML; here they use zero biases and U(±0.05). The second TFD stage
+(``tfd_pretrain/train.yaml``, which grafts new layers onto the pretrained G) is not reproduced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from .data import IMAGE_SHAPES
+
+UPDATES = ("simultaneous", "alternating")
+G_LOSSES = ("nonsaturating", "minimax", "maxlikelihood")
+PRIORS = ("uniform", "gaussian")
+ARCHS = ("mlp", "dcgan")
+OPTIMIZERS = ("sgd", "adam")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
+ACTIVATIONS = ("relu", "tanh", "sigmoid")
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run. ``config.json`` in the run directory is ``asdict`` of this."""
+
+    preset: str = "mnist_2014"
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    train_split: str = "train"  # TFD: the 2014 code trained on the "unlabeled" rows
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0  # CPU threads for torch (0 = torch's default, one per core)
+    epochs: int = 5
+    max_steps: int | None = None
+    batch_size: int = 100
+    # -- model -----------------------------------------------------------------------------------
+    arch: str = "mlp"
+    noise_dim: int = 100
+    noise_prior: str = "uniform"  # U(-sqrt3, sqrt3): zero mean, unit variance, as the 2014 code
+    g_hidden: list[int] = field(default_factory=lambda: [1200, 1200])
+    g_activation: str = "relu"  # one name, or one per hidden layer separated by commas ("relu,sigmoid")
+    g_init_range: float = 0.05  # pylearn2 irange: weights ~ U(-r, r), biases 0
+    g_output_bias_from_data: bool = True  # init_sigmoid_bias_from_marginals
+    d_hidden: list[int] = field(default_factory=lambda: [240, 240])
+    d_pieces: int = 5
+    d_init_range: float = 0.005
+    d_input_keep: float = 0.8  # dropout keep-probability on D's input pixels (scale 1/0.8 = 1.25)
+    d_hidden_keep: float = 0.5  # ... on the inputs of D's later layers (scale 2)
+    max_col_norm: float | None = None  # pylearn2 max_col_norm: cap every unit's incoming weight norm
+    dcgan_width: int = 64  # base channel count of the DCGAN nets
+    # -- game ------------------------------------------------------------------------------------
+    g_loss: str = "nonsaturating"
+    label_smoothing: float = 0.0  # one-sided: real target 1 - alpha, fakes stay 0 (tutorial §4.2)
+    d_loss_halved: bool = True  # AdversaryCost2: d_obj = 0.5 * (cost on real + cost on fake)
+    update: str = "simultaneous"  # what the 2014 code ran; "alternating" is Algorithm 1 as printed
+    k: int = 1
+    # -- optimiser and schedules -----------------------------------------------------------------
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    lr_decay: float = 1.000004  # lr_t = max(lr / decay**t, lr_min), t = steps taken (ExponentialDecay)
+    lr_min: float = 1e-6
+    momentum: float = 0.5  # classical momentum v <- mu v - lr g; theta <- theta + v
+    momentum_final: float = 0.7
+    momentum_start_epoch: int = 1  # MomentumAdjustor(start=1, saturate=250)
+    momentum_saturate_epoch: int = 250
+    adam_beta1: float = 0.5
+    adam_beta2: float = 0.999
+    precision: str = "fp32"  # bf16 = autocast the forward passes (weights and updates stay fp32)
+    # -- bookkeeping -----------------------------------------------------------------------------
+    log_every: int = 50
+    sample_rows: int = 10
+    sample_cols: int = 10
+    keep_checkpoints: int = 2
+    dry_run: bool = False
+    image_shape: list[int] = field(default_factory=lambda: list(IMAGE_SHAPES["mnist"]))
+
+    # Fields that may differ between a checkpoint and the run resuming it: they change how long
+    # or where a run goes, not what one step computes.
+    RESUMABLE = ("epochs", "max_steps", "device", "threads", "log_every", "data_dir", "keep_checkpoints")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """Hash of every field that changes the numbers a step computes (see ``RESUMABLE``)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _mnist_2014() -> dict:
+    return {}  # the dataclass defaults *are* mnist.yaml
+
+
+def _cifar10_fc_2014() -> dict:
+    return dict(
+        dataset="cifar10",
+        noise_prior="gaussian",  # adversarial.Generator's default: the YAML names no noise
+        g_hidden=[8000, 8000],
+        g_activation="relu,sigmoid",
+        d_hidden=[1600, 1600],
+        lr=0.025,
+    )
+
+
+def _tfd_2014() -> dict:
+    return dict(
+        dataset="tfd",
+        train_split="unlabeled",
+        noise_prior="gaussian",
+        g_hidden=[8000, 8000],
+        g_activation="relu,sigmoid",
+        d_hidden=[1200, 1200],
+        max_col_norm=1.9365,
+        lr=0.05,
+        epochs=50,
+    )
+
+
+def _dcgan() -> dict:
+    return dict(
+        arch="dcgan",
+        noise_prior="gaussian",
+        batch_size=64,
+        optimizer="adam",
+        lr=2e-4,
+        lr_decay=1.0,
+        lr_min=0.0,
+        update="alternating",
+        d_loss_halved=False,
+        g_output_bias_from_data=False,
+        epochs=5,
+    )
+
+
+PRESETS = {
+    "mnist_2014": _mnist_2014(),
+    "cifar10_fc_2014": _cifar10_fc_2014(),
+    "tfd_2014": _tfd_2014(),
+    "dcgan": _dcgan(),
+}
+
+
+def from_preset(name: str, **overrides) -> TrainConfig:
+    """Build a config from preset ``name`` with field ``overrides`` applied, then validate it."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+    values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    cfg = TrainConfig(preset=name, **values)
+    cfg.image_shape = list(IMAGE_SHAPES[cfg.dataset]) if cfg.dataset in IMAGE_SHAPES else cfg.image_shape
+    validate(cfg)
+    return cfg
+
+
+def from_dict(d: dict) -> TrainConfig:
+    """Rebuild a config from ``config.json``; unknown keys are an error (a file from another version)."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"config has unknown fields {unknown}; was it written by another version of gancore?")
+    cfg = TrainConfig(**d)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Raise ``ValueError`` with the field name for any out-of-range value."""
+
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            raise ValueError(msg)
+
+    def choice(name: str, options) -> None:
+        need(getattr(cfg, name) in options, f"{name} must be one of {', '.join(options)}; got {getattr(cfg, name)!r}")
+
+    choice("dataset", tuple(IMAGE_SHAPES))
+    choice("update", UPDATES)
+    choice("g_loss", G_LOSSES)
+    choice("noise_prior", PRIORS)
+    choice("arch", ARCHS)
+    choice("optimizer", OPTIMIZERS)
+    choice("device", DEVICES)
+    choice("precision", PRECISIONS)
+    acts = cfg.g_activation.split(",")
+    need(
+        all(a in ACTIVATIONS for a in acts) and len(acts) in (1, len(cfg.g_hidden)),
+        f"g_activation must be one of {', '.join(ACTIVATIONS)}, or one per hidden layer separated by commas "
+        f"({len(cfg.g_hidden)} layers); got {cfg.g_activation!r}",
+    )
+    need(cfg.max_col_norm is None or cfg.max_col_norm > 0, f"max_col_norm must be > 0; got {cfg.max_col_norm}")
+    need(
+        cfg.train_split == "train" or (cfg.train_split == "unlabeled" and cfg.dataset == "tfd"),
+        f"train_split must be 'train' (or 'unlabeled' for TFD); got {cfg.train_split!r} for {cfg.dataset}",
+    )
+    need(cfg.threads >= 0, f"threads must be >= 0; got {cfg.threads}")
+    need(cfg.epochs >= 1, f"epochs must be >= 1; got {cfg.epochs}")
+    need(cfg.max_steps is None or cfg.max_steps >= 1, f"max_steps must be >= 1; got {cfg.max_steps}")
+    need(cfg.batch_size >= 1, f"batch_size must be >= 1; got {cfg.batch_size}")
+    need(cfg.k >= 1, f"k must be >= 1; got {cfg.k}")
+    need(
+        cfg.update == "alternating" or cfg.k == 1,
+        f"k={cfg.k} needs --update alternating (the simultaneous scheme has no inner loop)",
+    )
+    need(cfg.noise_dim >= 1, f"noise_dim must be >= 1; got {cfg.noise_dim}")
+    need(
+        len(cfg.g_hidden) >= 1 and all(h >= 1 for h in cfg.g_hidden),
+        f"g_hidden must be positive sizes; got {cfg.g_hidden}",
+    )
+    need(
+        len(cfg.d_hidden) >= 1 and all(h >= 1 for h in cfg.d_hidden),
+        f"d_hidden must be positive sizes; got {cfg.d_hidden}",
+    )
+    need(cfg.d_pieces >= 1, f"d_pieces must be >= 1; got {cfg.d_pieces}")
+    for name in ("d_input_keep", "d_hidden_keep"):
+        need(0.0 < getattr(cfg, name) <= 1.0, f"{name} must be in (0, 1]; got {getattr(cfg, name)}")
+    need(0.0 <= cfg.label_smoothing < 1.0, f"label_smoothing must be in [0, 1); got {cfg.label_smoothing}")
+    need(cfg.lr > 0, f"lr must be > 0; got {cfg.lr}")
+    need(cfg.lr_decay >= 1.0, f"lr_decay must be >= 1 (lr is divided by it every step); got {cfg.lr_decay}")
+    need(cfg.lr_min >= 0, f"lr_min must be >= 0; got {cfg.lr_min}")
+    for name in ("momentum", "momentum_final", "adam_beta1", "adam_beta2"):
+        need(0.0 <= getattr(cfg, name) < 1.0, f"{name} must be in [0, 1); got {getattr(cfg, name)}")
+    need(
+        cfg.momentum_saturate_epoch > cfg.momentum_start_epoch >= 0,
+        "momentum_saturate_epoch must be greater than momentum_start_epoch >= 0",
+    )
+    need(cfg.log_every >= 1, f"log_every must be >= 1; got {cfg.log_every}")
+    need(cfg.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1; got {cfg.keep_checkpoints}")
+    need(cfg.sample_rows >= 1 and cfg.sample_cols >= 1, "sample grid needs at least one row and column")
+    need(cfg.dcgan_width >= 1, f"dcgan_width must be >= 1; got {cfg.dcgan_width}")
+    if cfg.arch == "dcgan":
+        need(
+            cfg.dataset in ("mnist", "fashion-mnist", "cifar10"),
+            f"the dcgan preset supports mnist, fashion-mnist and cifar10; got {cfg.dataset}",
+        )

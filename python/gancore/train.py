@@ -1,0 +1,168 @@
+"""``python -m gancore.train``: Algorithm 1 of Goodfellow et al. (2014), as a command-line tool.
+
+    python -m gancore.train                                  # mnist_2014, 5 epochs, bundled MNIST
+    python -m gancore.train --epochs 300 --out runs/full     # a full-length 2014 reproduction
+    python -m gancore.train --update alternating --k 1       # Algorithm 1 as printed in the paper
+    python -m gancore.train --preset dcgan --dataset cifar10 --data-dir ~/data
+    python -m gancore.train --resume runs/full               # continue a killed run, bit for bit
+    python -m gancore.train --dry-run --no-eval              # smoke test: a few steps, synthetic data
+
+The run directory gets ``config.json`` (the resolved configuration, seed included), ``metrics.jsonl``,
+``samples/epoch_NNNN.png`` and ``samples/final.png`` (G on a fixed noise batch), ``curves.png`` and
+``checkpoints/`` (:mod:`gancore.checkpoint`). At the end, unless ``--no-eval``, the run is scored
+with the paper's Parzen-window log-likelihood (:func:`gancore.evaluate.evaluate_run`).
+The models are in :mod:`gancore.models`, one iteration in :mod:`gancore.algorithm1`, the loop,
+checkpoints and logging in :mod:`gancore.trainer`, the flags in :mod:`gancore._cli`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import config as C
+from ._cli import build_parser, config_overrides
+
+log = logging.getLogger("gancore.train")
+
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    import torch  # after argument parsing, so --help is instant
+
+    from . import checkpoint
+    from .trainer import Trainer, TrainingDiverged
+
+    try:
+        cfg, run_dir, resuming = resolve(args)
+        device = pick_device(cfg.device, torch)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        _determinism(torch, device)
+        trainer = Trainer(cfg, run_dir, device)  # loads the data: may fail before anything is written
+        write_config(cfg, run_dir)
+        if resuming and (ckpt := checkpoint.latest(run_dir)) is not None:
+            trainer.restore(ckpt)
+            log.info("resumed %s at step %d of %d", ckpt, trainer.step, trainer.total_steps)
+        elif resuming:
+            log.warning("%s has no checkpoint yet: starting it from step 0", run_dir)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    log.info(
+        "run %s | preset %s | dataset %s | device %s | seed %d | %d steps (%d per epoch)",
+        run_dir,
+        cfg.preset,
+        "synthetic (dry run)" if cfg.dry_run else cfg.dataset,
+        device,
+        cfg.seed,
+        trainer.total_steps,
+        trainer.steps_per_epoch,
+    )
+    t0 = time.perf_counter()
+    try:
+        trainer.run()
+    except TrainingDiverged as exc:
+        log.error("%s", exc)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        log.warning("interrupted at step %d; resume with: python -m gancore.train --resume %s", trainer.step, run_dir)
+        return EXIT_INTERRUPTED
+    log.info("done: %d steps in %.1f s; samples in %s", trainer.step, time.perf_counter() - t0, run_dir / "samples")
+    if not args.no_eval:
+        run_evaluation(cfg, run_dir, str(device))
+    return EXIT_OK
+
+
+def resolve(args) -> tuple[C.TrainConfig, Path, bool]:
+    """The run's config and directory, from a preset plus flags, or from a run being resumed."""
+    overrides = config_overrides(args)
+    if args.resume:
+        run_dir = Path(args.resume if isinstance(args.resume, str) else (args.out or ""))
+        if not str(run_dir):
+            raise ValueError("--resume needs a run directory: --resume RUN_DIR (or --out RUN_DIR --resume)")
+        if args.out and isinstance(args.resume, str) and Path(args.out) != run_dir:
+            raise ValueError(f"--out {args.out} and --resume {args.resume} name different runs")
+        cfg = _resumed_config(run_dir, args.preset, overrides)
+    else:
+        preset = args.preset or "mnist_2014"
+        if args.dry_run and "epochs" not in overrides:
+            overrides["epochs"] = 2
+        cfg = C.from_preset(preset, **overrides)
+        run_dir = Path(args.out) if args.out else Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if (run_dir / "checkpoints").exists() or (run_dir / "config.json").exists():
+            raise ValueError(
+                f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out"
+            )
+    return cfg, run_dir, bool(args.resume)
+
+
+def write_config(cfg: C.TrainConfig, run_dir: Path) -> None:
+    """Create the run directory and record the resolved configuration (seed included) in it."""
+    from .checkpoint import write_atomic
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / "config.json", (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+    log.info("config: %s", json.dumps(cfg.to_dict(), sort_keys=True))
+
+
+def _resumed_config(run_dir: Path, preset, overrides: dict) -> C.TrainConfig:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot resume: {path} not found ({run_dir} is not a gancore run directory)")
+    saved = json.loads(path.read_text())
+    if preset is not None:
+        overrides["preset"] = preset
+    changed = {k: v for k, v in overrides.items() if saved.get(k) != v and k not in C.TrainConfig.RESUMABLE}
+    if changed:
+        raise ValueError(
+            f"cannot resume {run_dir} with different settings {changed}; only "
+            f"{', '.join('--' + f.replace('_', '-') for f in C.TrainConfig.RESUMABLE)} may change"
+        )
+    saved.update(overrides)
+    return C.from_dict(saved)
+
+
+def pick_device(name: str, torch):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but CUDA is not available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def _determinism(torch, device) -> None:
+    """Same seed, same device → same numbers. cuBLAS needs a fixed workspace for that."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def run_evaluation(cfg, run_dir: Path, device: str) -> None:
+    """Score the run with the Parzen-window log-likelihood (companion module) and print the headline."""
+    if cfg.dry_run:
+        log.info("dry run: skipping the evaluation (synthetic data)")
+        return
+    try:
+        from .evaluate import evaluate_run
+    except ImportError as exc:
+        log.warning("evaluation module unavailable (%s); skipping the Parzen evaluation", exc)
+        return
+    report = evaluate_run(run_dir, data_dir=cfg.data_dir, device=device)
+    print(report["headline"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

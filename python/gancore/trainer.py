@@ -1,0 +1,298 @@
+"""A training run: data on the device, models, Algorithm 1 steps, metrics, samples and checkpoints.
+
+:class:`Trainer` owns everything a run directory holds and everything needed to continue it bit for
+bit: the step counter, the epoch's permutation and position in it, the optimiser buffers and every
+random number generator. It draws randomness only from
+
+* ``rng``   — a ``torch.Generator`` on the device: noise z and D's dropout masks;
+* ``perm_rng`` — a CPU generator: the per-epoch shuffles (the same on every device);
+* a separate generator, used once, for the fixed noise of the sample grids,
+
+all seeded from ``cfg.seed``, so two runs with the same seed on the same device are identical, and a
+resumed run continues exactly as the uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint
+from ._curves import plot_curves
+from ._optim import lr_at, make_optimizer, momentum_at
+from ._progress import Progress
+from .algorithm1 import Game, MinibatchStream
+from .data import load_split
+from .images import save_grid
+from .models import build_models, sample_noise
+
+log = logging.getLogger("gancore.train")
+
+# Test hook: SIGKILL this process right after the given step (used to test resume after kill -9).
+KILL_ENV = "GANCORE_TEST_KILL_AT_STEP"
+
+
+class TrainingDiverged(RuntimeError):
+    """The losses became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+class Trainer:
+    def __init__(self, cfg, run_dir, device: torch.device):
+        self.cfg, self.run_dir, self.device = cfg, Path(run_dir), device
+        _seed_everything(cfg.seed)
+        train = self._training_data()  # (N, D) float32 numpy
+        pixel_mean = torch.from_numpy(train.mean(axis=0, dtype=np.float64))
+        self.data = torch.from_numpy(train).to(device)  # the whole training set, once
+        self.gen, self.disc = build_models(cfg, pixel_mean)
+        self.gen.to(device).train()
+        self.disc.to(device).train()
+        self.rng = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+        self.perm_rng = torch.Generator().manual_seed(cfg.seed + 2)
+        if hasattr(self.disc, "generator"):
+            self.disc.generator = self.rng  # dropout masks come from the run's generator
+        self.opt_g = make_optimizer(cfg, self.gen.parameters())
+        self.opt_d = make_optimizer(cfg, self.disc.parameters())
+        self.stream = MinibatchStream(self.data, cfg.batch_size, self.perm_rng)
+        self.game = Game(cfg, self.gen, self.disc, self.opt_g, self.opt_d, self.stream, self.rng)
+        per_step = cfg.batch_size * cfg.k
+        self.steps_per_epoch = self.data.shape[0] // per_step
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"the training set has {self.data.shape[0]} examples, fewer than one iteration needs "
+                f"(batch_size {cfg.batch_size} x k {cfg.k})"
+            )
+        total = cfg.epochs * self.steps_per_epoch
+        self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
+        fixed = torch.Generator().manual_seed(cfg.seed + 3)
+        self.fixed_noise = sample_noise(
+            cfg.sample_rows * cfg.sample_cols, cfg.noise_dim, cfg.noise_prior, generator=fixed
+        ).to(device)
+        self.step = 0
+        self.saved_step = -1
+        self._stop_signal: int | None = None
+
+    # ------------------------------------------------------------------------------------------
+    def _training_data(self) -> np.ndarray:
+        cfg = self.cfg
+        if cfg.dry_run:
+            # A tiny synthetic set of the dataset's shape: 8 iterations per epoch, no files needed.
+            n = 8 * cfg.batch_size * cfg.k
+            g = torch.Generator().manual_seed(cfg.seed)
+            return torch.rand(n, math.prod(cfg.image_shape), generator=g).numpy()
+        return load_split(cfg.dataset, cfg.train_split, data_dir=cfg.data_dir)
+
+    @property
+    def epoch(self) -> int:
+        """0-based epoch the next step belongs to."""
+        return self.step // self.steps_per_epoch
+
+    # ------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Train until ``total_steps``; checkpoint every epoch, at the end and on Ctrl-C/SIGTERM."""
+        cfg = self.cfg
+        kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
+        progress = Progress(self.total_steps, self.step)
+        acc = torch.zeros(4, dtype=torch.float64, device=self.device)
+        n_acc, t_last, step_last = 0, time.perf_counter(), self.step
+        old_handlers = self._install_signal_handlers()
+        try:
+            while self.step < self.total_steps:
+                if self.step % self.steps_per_epoch == 0:
+                    self.stream.new_epoch()
+                lr, mom = lr_at(cfg, self.step), momentum_at(cfg, self.epoch)
+                acc += self.game.step(lr, mom)
+                n_acc += 1
+                self.step += 1
+                if kill_at and self.step == kill_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                end_of_epoch = self.step % self.steps_per_epoch == 0
+                if self.step % cfg.log_every == 0 or end_of_epoch or self.step == self.total_steps or self._stop_signal:
+                    now = time.perf_counter()
+                    self._log_metrics(
+                        acc, n_acc, lr, mom, (self.step - step_last) * cfg.batch_size * cfg.k / (now - t_last), progress
+                    )
+                    acc.zero_()
+                    n_acc, t_last, step_last = 0, time.perf_counter(), self.step
+                if end_of_epoch:
+                    progress.message(f"epoch {self.step // self.steps_per_epoch} done (step {self.step})")
+                    self.save_samples(f"epoch_{self.step // self.steps_per_epoch:04d}.png")
+                    self.save_checkpoint()
+                    plot_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png")
+                    t_last = time.perf_counter()  # do not charge the checkpoint to the next interval
+                if self._stop_signal:
+                    progress.message(
+                        f"signal {self._stop_signal}: saving a checkpoint at step {self.step} and stopping"
+                    )
+                    self.save_checkpoint()
+                    raise KeyboardInterrupt
+            if self.saved_step != self.step:
+                self.save_checkpoint()
+            self.save_samples("final.png")
+            plot_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png")
+        finally:
+            progress.close()
+            _restore_signal_handlers(old_handlers)
+
+    def _log_metrics(self, acc, n_acc, lr, mom, images_per_s, progress) -> None:
+        mean = (acc / n_acc).tolist()  # the one device sync per interval
+        if not all(math.isfinite(v) for v in mean):
+            last = checkpoint.latest(self.run_dir)
+            raise TrainingDiverged(
+                f"the losses became NaN/inf between steps {self.step - n_acc + 1} and {self.step} "
+                f"(loss_d={mean[0]}, loss_g={mean[1]}); training stopped. The last good checkpoint, "
+                f"{last if last else '(none yet)'}, is untouched. Try a smaller --lr or another --g-loss."
+            )
+        row = dict(
+            step=self.step,
+            epoch=self.step / self.steps_per_epoch,
+            loss_d=mean[0],
+            loss_g=mean[1],
+            d_real=mean[2],
+            d_fake=mean[3],
+            lr=lr,
+            momentum=mom,
+            images_per_s=images_per_s,
+        )
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        progress.update(self.step, (self.step - 1) // self.steps_per_epoch, row)
+
+    # ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def save_samples(self, name: str) -> Path:
+        """G(fixed noise) as a grid; G in eval mode (batch norm uses running statistics)."""
+        self.gen.eval()
+        x = self.gen(self.fixed_noise).float().cpu().numpy()  # (rows*cols, D) in [0, 1]
+        self.gen.train()
+        return save_grid(
+            self.run_dir / "samples" / name, x, self.cfg.image_shape, self.cfg.sample_rows, self.cfg.sample_cols
+        )
+
+    def save_checkpoint(self) -> Path:
+        tensors = {}
+        tensors.update(self.opt_g.state_tensors("opt_g"))
+        tensors.update(self.opt_d.state_tensors("opt_d"))
+        tensors["rng.device"] = self.rng.get_state()
+        tensors["rng.perm"] = self.perm_rng.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            for i, s in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng.cuda.{i}"] = s
+        np_state = np.random.get_state()
+        tensors["rng.numpy.keys"] = torch.from_numpy(np_state[1].astype(np.int64))
+        tensors["stream.perm"] = self.stream.perm
+        py_state = random.getstate()
+        meta = dict(
+            epoch=self.epoch,
+            stream_pos=self.stream.pos,
+            device_type=self.device.type,
+            lr=lr_at(self.cfg, self.step),
+            momentum=momentum_at(self.cfg, self.epoch),
+            config=self.cfg.to_dict(),
+            config_fingerprint=self.cfg.fingerprint(),
+            torch_version=torch.__version__,
+            rng_numpy=dict(pos=int(np_state[2]), has_gauss=int(np_state[3]), cached_gaussian=float(np_state[4])),
+            rng_python=dict(version=py_state[0], state=list(py_state[1]), gauss_next=py_state[2]),
+        )
+        path = checkpoint.save(
+            self.run_dir,
+            self.step,
+            gen=self.gen,
+            disc=self.disc,
+            tensors=tensors,
+            meta=meta,
+            keep=self.cfg.keep_checkpoints,
+        )
+        self.saved_step = self.step
+        log.debug("checkpoint %s", path)
+        return path
+
+    def restore(self, path: Path) -> None:
+        """Load checkpoint ``path`` (verified; refused for another config) into this trainer."""
+        meta, g_state, d_state, t = checkpoint.load(path, cfg=self.cfg, device="cpu")
+        self.gen.load_state_dict(g_state)
+        self.disc.load_state_dict(d_state)
+        self.opt_g.load_state_tensors(t, "opt_g")
+        self.opt_d.load_state_tensors(t, "opt_d")
+        if meta["device_type"] == self.device.type:
+            self.rng.set_state(t["rng.device"])
+        else:
+            log.warning(
+                "checkpoint made on %s, resuming on %s: the continuation is valid but not bit-identical "
+                "to an uninterrupted run",
+                meta["device_type"],
+                self.device.type,
+            )
+            self.rng.manual_seed(self.cfg.seed + 1 + meta["step"])
+        self.perm_rng.set_state(t["rng.perm"])
+        torch.set_rng_state(t["rng.torch"])
+        cuda_states = [t[k] for k in sorted(t) if k.startswith("rng.cuda.")]
+        if cuda_states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_states)
+        npm = meta["rng_numpy"]
+        np.random.set_state(
+            (
+                "MT19937",
+                t["rng.numpy.keys"].numpy().astype(np.uint32),
+                npm["pos"],
+                npm["has_gauss"],
+                npm["cached_gaussian"],
+            )
+        )
+        pyr = meta["rng_python"]
+        random.setstate((pyr["version"], tuple(pyr["state"]), pyr["gauss_next"]))
+        self.step = self.saved_step = int(meta["step"])
+        if self.step % self.steps_per_epoch:
+            self.stream.restore(t["stream.perm"], int(meta["stream_pos"]))
+        _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+
+    # ------------------------------------------------------------------------------------------
+    def _install_signal_handlers(self):
+        """First Ctrl-C / SIGTERM: finish the current step, checkpoint, stop. A second one: stop now."""
+
+        def handler(signum, frame):
+            if self._stop_signal:
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return old
+
+
+def _restore_signal_handlers(old) -> None:
+    for sig, h in old.items():
+        signal.signal(sig, h)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines logged after the checkpoint a resumed run restarts from."""
+    if not path.is_file():
+        return
+    lines = []
+    for ln in path.read_text().splitlines():
+        try:
+            if json.loads(ln)["step"] <= step:
+                lines.append(ln)
+        except (ValueError, KeyError, TypeError):  # a line cut short by kill -9
+            continue
+    checkpoint.write_atomic(path, ("\n".join(lines) + "\n" if lines else "").encode())
