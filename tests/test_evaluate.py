@@ -1,0 +1,182 @@
+"""End to end: gancore.evaluate on a tiny generator (in memory and from a run directory), the CLI."""
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+from _eval_helpers import TinyGenerator, blobs, parzen_ll_2014
+from gancore.evaluate import draw_samples, evaluate_generator, evaluate_run, main
+from gancore.table1 import DataScaleWarning
+
+torch = pytest.importorskip("torch")  # gancore.evaluate imports torch lazily, so the imports above are safe
+
+CFG = {"dataset": "mnist", "noise_dim": 4, "noise_prior": "uniform", "image_shape": [1, 4, 4]}
+
+
+def _data(d=16, n_train=300, n_valid=120, n_test=150):
+    return {"train": blobs(n_train, d, seed=1), "valid": blobs(n_valid, d, seed=2),
+            "test": blobs(n_test, d, seed=3)}
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tiny data: σ may sit on the grid edge
+        rep = evaluate_generator(TinyGenerator.make(), CFG, out, data=_data(), n_samples=200, seed=7,
+                                 memorisation_samples=100, n_cells=2, kmeans_iters=3)
+    return out, rep
+
+
+def test_report_files_and_numbers(evaluated):
+    out, rep = evaluated
+    for name in ("report.json", "report.md", "samples.npz", "figure2_samples.png", "figure2_nn_pairs.png",
+                 "figure3_interpolation.png", "nn_distances.png", "sigma_curve.png", "figure1_1d.png"):
+        assert (out / name).is_file(), name
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["parzen"]["mean"] == pytest.approx(rep["parzen"]["mean"])
+    assert on_disk["protocol"] == "paper" and on_disk["seed"] == 7
+    assert set(on_disk["references"]) == {"train", "kmeans"}
+    assert len(on_disk["parzen"]["sigmas"]) == len(on_disk["parzen"]["valid_ll"]) == 10
+    assert set(on_disk["timings_s"]) >= {"sampling", "parzen_model", "parzen_references", "memorisation",
+                                         "figures", "total"}
+    mem = on_disk["memorisation"]
+    assert mem["n_generated"] == 100 and 0 <= mem["one_nn_two_sample"]["accuracy"] <= 1
+    assert "_distances" not in mem
+    assert rep["headline"].startswith("MNIST Parzen test log-likelihood (paper protocol): ")
+    assert rep["headline"].endswith("paper: 225 ± 2") or "WARNING" in rep["headline"]
+    md = (out / "report.md").read_text()
+    assert "| **this run (GAN)** |" in md and "| paper (2014): Adversarial nets | 225 ± 2 |" in md
+    assert "![figure2](figure2_samples.png)" in md and "Verdict:" in md
+
+
+def test_saved_samples_reproduce_the_number(evaluated):
+    """Anyone can recompute the headline from samples.npz with the 2014 script's logic."""
+    out, rep = evaluated
+    z = np.load(out / "samples.npz")
+    assert z["samples"].shape == (200, 16) and int(z["seed"]) == 7
+    data = _data()
+    mean, se, sigma = parzen_ll_2014(z["samples"], data["valid"], data["test"])
+    assert rep["parzen"]["mean"] == pytest.approx(mean, rel=1e-5)
+    assert rep["parzen"]["se"] == pytest.approx(se, rel=1e-4)
+    assert rep["parzen"]["sigma"] == pytest.approx(sigma)
+
+
+def test_samples_are_seeded():
+    G = TinyGenerator.make()
+    a, za = draw_samples(G, 50, 4, "uniform", seed=3, batch_size=16)
+    b, _ = draw_samples(G, 50, 4, "uniform", seed=3)
+    c, _ = draw_samples(G, 50, 4, "uniform", seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert za.shape == (50, 4) and np.abs(za).max() <= math.sqrt(3)
+    with pytest.raises(ValueError, match="n \\(number of samples\\)"):
+        draw_samples(G, 0, 4, "uniform")
+
+
+def test_minus_one_one_generator_is_flagged(tmp_path):
+    G = torch.nn.Sequential(TinyGenerator.make(), torch.nn.Identity())
+    G = torch.nn.Sequential(G, _Affine())  # outputs on [-1, 1]
+    data = {k: v * 2 - 1 for k, v in _data().items()}
+    with pytest.warns(DataScaleWarning, match=r"\[-1,1\] scale"):
+        rep = evaluate_generator(G, CFG, tmp_path, data=data, n_samples=100, references="none",
+                                 memorisation=False, figures=False)
+    assert any("[-1,1]" in w for w in rep["warnings"])
+    assert "WARNING" in rep["headline"]
+    assert "## ⚠ Warnings" in (tmp_path / "report.md").read_text()
+    assert rep["references"] == {} and "memorisation" not in rep and rep["figures"] == {}
+
+
+class _Affine(torch.nn.Module):
+    def forward(self, x):
+        return 2 * x - 1
+
+
+def test_argument_errors(tmp_path):
+    G = TinyGenerator.make()
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate_generator(G, CFG, tmp_path, data=_data(), protocol="2014")
+    with pytest.raises(ValueError, match="config must contain 'noise_prior'"):
+        evaluate_generator(G, {"dataset": "mnist", "noise_dim": 4, "image_shape": [1, 4, 4]}, tmp_path)
+    with pytest.raises(ValueError, match="references"):
+        evaluate_generator(G, CFG, tmp_path, data=_data(), references="some")
+    with pytest.raises(ValueError, match="width 16 but"):
+        evaluate_generator(G, CFG, tmp_path, data=_data(d=8), n_samples=10)
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        evaluate_run(tmp_path / "nope")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A real run directory written by the training CLI (dry run: synthetic data, tiny model)."""
+    from gancore import train
+
+    out = tmp_path_factory.mktemp("train") / "run"
+    rc = train.main(["--dry-run", "--no-eval", "-q", "--batch-size", "16", "--g-hidden", "32", "--d-hidden",
+                     "16", "--d-pieces", "3", "--noise-dim", "8", "--epochs", "1", "--sample-rows", "2",
+                     "--sample-cols", "3", "--out", str(out)])
+    assert rc in (0, None)
+    return out
+
+
+def test_evaluate_run_from_checkpoint(run_dir):
+    data = _data(d=784, n_train=200, n_valid=60, n_test=80)
+    data = {k: np.clip(v[:, np.arange(784) % 16], 0, 1) for k, v in data.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = evaluate_run(run_dir, data=data, n_samples=120, references="train", memorisation_samples=60,
+                           n_cells=2, protocol="full", figure1=False)
+    assert rep["parzen"]["protocol"] == "full" and rep["parzen"]["n_valid"] == 60
+    assert rep["config"]["noise_dim"] == 8 and rep["dataset"] == "mnist"
+    for name in ("report.json", "report.md", "samples.npz", "figure2_samples.png", "figure3_interpolation.png"):
+        assert (run_dir / name).is_file(), name
+
+
+def test_cli_help_documents_options(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for opt in ("--protocol", "--data-dir", "--device", "--seed", "--n-samples", "--no-figures", "--no-figure1",
+                "--references",
+                "--no-memorisation", "--interpolation", "--cells"):
+        assert opt in text
+
+
+def test_cli_on_real_mnist(run_dir, capsys, tmp_path, monkeypatch):
+    """The CLI end to end on the real MNIST splits (skipped when no copy of MNIST is found)."""
+    from gancore import data as gdata
+
+    try:
+        gdata.load_split("mnist", "test")
+    except (FileNotFoundError, OSError) as exc:
+        pytest.skip(f"MNIST not available: {exc}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    rc = main([str(run_dir), "--n-samples", "300", "--references", "none", "--no-memorisation", "--no-figures"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert out.startswith("MNIST Parzen test log-likelihood (paper protocol): ")
+    rep = json.loads((run_dir / "report.json").read_text())
+    assert rep["parzen"]["n_valid"] == 1000 and rep["parzen"]["n_test"] == 10000 and rep["parzen"]["d"] == 784
+
+
+def test_evaluation_modules_import_lazily():
+    """Importing the evaluation modules pulls in neither torch nor matplotlib (STYLE.md §10)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import gancore
+
+    code = ("import sys, gancore.evaluate, gancore.table1, gancore.memorisation, gancore.kmeans, "
+            "gancore.figures, gancore.theory1d, gancore.report; "
+            "print(sorted(m for m in ('torch', 'matplotlib', 'PIL') if m in sys.modules))")
+    # The same gancore this process imported (source tree or installed wheel).
+    env = dict(os.environ, PYTHONPATH=str(Path(gancore.__file__).resolve().parents[1]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
