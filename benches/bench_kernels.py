@@ -16,7 +16,7 @@ Every tool runs in this process on the same arrays; each answer is checked again
 runs after one warm-up. "peak extra MB" is measured once per tool: the process's resident memory,
 sampled every 2 ms during one call, minus its resident memory before the call (after the warm-up,
 so memory an allocator kept from earlier calls is not counted again). --memory-check runs M1 in a
-fresh interpreter and reports its peak RSS (ru_maxrss) minus its RSS once the inputs exist. The machine's own limit is a float32
+fresh interpreter and reports its peak RSS (VmHWM) minus its RSS once the inputs exist. The machine's own limit is a float32
 GEMM of the same shape through NumPy's BLAS; each kernel's effective GFLOP/s counts only the
 distance GEMM (2·m·n·d flops per pass over the data).
 """
@@ -177,16 +177,21 @@ def peak_extra_mb(fn) -> float:
 
 
 def memory_check():
-    """M1 in a fresh interpreter, so no earlier allocation is reused: (seconds, peak RSS − RSS with inputs)."""
+    """M1 in a fresh interpreter, so no earlier allocation is reused: (seconds, VmHWM − RSS with inputs)."""
     import subprocess
     import textwrap
 
     code = textwrap.dedent(
         """
-        import resource, time, numpy as np, gancore
+        import time, numpy as np, gancore
         def rss_mb():
             with open("/proc/self/statm") as f:
                 return int(f.read().split()[1]) * 4096 / 2**20
+        def hwm_mb():
+            # VmHWM belongs to this address space, which exec made new. (ru_maxrss would not do:
+            # it survives fork + exec and would report the benchmark parent's footprint.)
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
         rng = np.random.default_rng(0)
         x = rng.random((100_000, 784), dtype=np.float32)
         c = rng.random((100_000, 784), dtype=np.float32)
@@ -194,7 +199,7 @@ def memory_check():
         t = time.perf_counter()
         ll = gancore.parzen_loglik(x, c, 0.2)
         sec = time.perf_counter() - t
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = hwm_mb()
         assert np.isfinite(ll).all()
         print(sec, peak - before)
         """
