@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHON_DIR = ROOT / "python"
+# The directory holding the gancore package the tests themselves imported (site-packages after
+# `pip install .`, or python/ with a development build): subprocesses must use the same one, and a
+# fresh checkout's python/ has no compiled gancore._core.
+import gancore as _gancore  # noqa: E402
+
+PYTHON_DIR = Path(_gancore.__file__).resolve().parents[1]
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 # 8 iterations per epoch on the dry-run data (8 * batch examples), tiny layers.
