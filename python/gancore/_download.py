@@ -15,6 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from ._fsutil import fsync_dir
+
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 30.0
@@ -40,20 +42,10 @@ def download_verified(url: str, dest: Path, verify: Callable[[Path], None]) -> P
             os.fsync(out.fileno())
         verify(tmp)
         os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         return dest
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable (no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from . import config as config_mod
 from .models import build_generator
+from ._fsutil import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def save(run_dir, step: int, *, gen, disc, tensors: dict[str, torch.Tensor], meta: dict, keep: int = 2) -> Path:
@@ -82,7 +83,7 @@ def save(run_dir, step: int, *, gen, disc, tensors: dict[str, torch.Tensor], met
     if final.exists():  # a re-save of the same step (e.g. Ctrl-C right after an epoch's checkpoint)
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     write_atomic(root / "LATEST", name.encode())
     _prune(root, keep, newest=name)
     return final
@@ -178,17 +179,6 @@ def _sha256(path: Path) -> str:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _prune(root: Path, keep: int, newest: str) -> None:
