@@ -113,6 +113,8 @@ pub fn nearest_neighbors<T: Real>(
     let u = T::UNIT_ROUNDOFF;
     let dd = d as f64 + 4.0;
     let bound = 2.0 * dd * u / (1.0 - dd * u) + 4.0 * u;
+    // Plus an absolute term for products that underflow (gradual underflow is not relative).
+    let slack = 2.0 * dd * T::TINY;
     let qn = row_sq_norms(&queries);
     let rn = row_sq_norms(&reference);
     let tile_rows = (TILE_BYTES / (d * std::mem::size_of::<T>())).clamp(64, 4096);
@@ -131,7 +133,7 @@ pub fn nearest_neighbors<T: Real>(
             let r1 = (r0 + tile_rows).min(w.r1);
             let r = reference.row_block(r0, r1);
             neg2_dot_tile(&q, &r, &mut tile);
-            let ctx = TileCtx { q, q_norms: &qn[w.q0..w.q1], tile: &tile[..q.rows() * r.rows()], r, r_norms: &rn[r0..r1], r0, bound };
+            let ctx = TileCtx { q, q_norms: &qn[w.q0..w.q1], tile: &tile[..q.rows() * r.rows()], r, r_norms: &rn[r0..r1], r0, bound, slack };
             fold_tile(&ctx, &mut scratch);
             r0 = r1;
         }
@@ -174,6 +176,7 @@ struct TileCtx<'a, T> {
     /// Index of the tile's first reference row.
     r0: usize,
     bound: f64,
+    slack: f64,
 }
 
 crate::simd::multiversion!(fn fold_tile<T>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) -> () => fold_tile_body);
@@ -181,20 +184,20 @@ crate::simd::multiversion!(fn fold_tile<T>(ctx: &TileCtx<'_, T>, scratch: &mut S
 #[inline(always)]
 fn fold_tile_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
     let nb = ctx.r.rows();
-    let bound = ctx.bound;
+    let (bound, slack) = (ctx.bound, ctx.slack);
     for i in 0..ctx.q.rows() {
         let qn = ctx.q_norms[i];
         let row = &ctx.tile[i * nb..(i + 1) * nb];
         let top = &mut scratch.tops[i];
         // Pass 1 (vectorised, no stores): the smallest lower and upper bounds in this tile row.
         // Lower/upper bounds of ‖q − r_j‖²: v_j ∓ bound·(‖q‖² + ‖r_j‖²), v_j the tile's value.
-        let (min_lower, min_upper) = min_bounds(row, ctx.r_norms, qn, bound);
+        let (min_lower, min_upper) = min_bounds(row, ctx.r_norms, qn, bound, slack);
         let mut cut = top.threshold();
         if cut.is_infinite() && top.k > 1 && top.k < nb {
             // Until k exact distances are known, the k-th smallest upper bound of this tile is a
             // valid cut-off (it is ≥ the k-th smallest exact distance).
             scratch.upper.clear();
-            scratch.upper.extend(row.iter().zip(ctx.r_norms).map(|(t, rn)| qn + rn + t.to_f64() + bound * (qn + rn)));
+            scratch.upper.extend(row.iter().zip(ctx.r_norms).map(|(t, rn)| qn + rn + t.to_f64() + bound * (qn + rn) + slack));
             let (_, kth, _) = scratch.upper.select_nth_unstable_by(top.k - 1, |a, b| a.total_cmp(b));
             cut = *kth;
         } else if top.k == 1 {
@@ -206,7 +209,7 @@ fn fold_tile_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
         }
         // Pass 2 (rare): re-measure exactly every reference that could still be among the k nearest.
         for (j, (t, rn)) in row.iter().zip(ctx.r_norms).enumerate() {
-            let lower = qn + rn + t.to_f64() - bound * (qn + rn);
+            let lower = qn + rn + t.to_f64() - bound * (qn + rn) - slack;
             if lower <= cut {
                 let exact = exact_sq_distance(ctx.q.row(i), ctx.r.row(j));
                 top.offer(Neighbour { dist: exact, index: ctx.r0 + j });
@@ -218,7 +221,7 @@ fn fold_tile_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
 
 /// (min_j lower_j, min_j upper_j) for one tile row, in lane-parallel form.
 #[inline(always)]
-fn min_bounds<T: Real>(row: &[T], r_norms: &[f64], qn: f64, bound: f64) -> (f64, f64) {
+fn min_bounds<T: Real>(row: &[T], r_norms: &[f64], qn: f64, bound: f64, slack: f64) -> (f64, f64) {
     let mut lo = [f64::INFINITY; 8];
     let mut up = [f64::INFINITY; 8];
     let (ct, cr) = (row.chunks_exact(8), r_norms.chunks_exact(8));
@@ -226,7 +229,7 @@ fn min_bounds<T: Real>(row: &[T], r_norms: &[f64], qn: f64, bound: f64) -> (f64,
     for (t, r) in ct.zip(cr) {
         for l in 0..8 {
             let v = qn + r[l] + t[l].to_f64();
-            let e = bound * (qn + r[l]);
+            let e = bound * (qn + r[l]) + slack;
             lo[l] = if v - e < lo[l] { v - e } else { lo[l] };
             up[l] = if v + e < up[l] { v + e } else { up[l] };
         }
@@ -234,7 +237,7 @@ fn min_bounds<T: Real>(row: &[T], r_norms: &[f64], qn: f64, bound: f64) -> (f64,
     let (mut min_lo, mut min_up) = (f64::INFINITY, f64::INFINITY);
     for (t, r) in rt.iter().zip(rr) {
         let v = qn + r + t.to_f64();
-        let e = bound * (qn + r);
+        let e = bound * (qn + r) + slack;
         min_lo = min_lo.min(v - e);
         min_up = min_up.min(v + e);
     }
@@ -300,6 +303,37 @@ mod tests {
         let got = run(&base, &r, d, 5, 1);
         assert_eq!(got, brute(&base, &r, d, 5));
         assert_eq!(got[0].1, 49);
+    }
+
+    #[test]
+    fn subnormal_scale_inputs_are_ranked_exactly() {
+        // Values around 1e-40 are float32 subnormals: products underflow to zero in the tile, so
+        // only the absolute underflow term of the bound keeps the screen honest.
+        let mut seed = 5;
+        let d = 9;
+        let q: Vec<f32> = (0..20 * d).map(|_| (lcg(&mut seed) * 1e-40) as f32).collect();
+        let r: Vec<f32> = (0..300 * d).map(|_| (lcg(&mut seed) * 1e-40) as f32).collect();
+        assert_eq!(run(&q, &r, d, 3, 2), brute(&q, &r, d, 3));
+    }
+
+    #[test]
+    fn magnitudes_that_would_overflow_are_refused() {
+        let d = 4;
+        let big = (f32::MAX / 4.0).sqrt();
+        let q = vec![big; d];
+        let qm = MatRef::new("queries", &q, 1, d).unwrap();
+        let mut idx = vec![0i64; 1];
+        let mut dist = vec![0.0; 1];
+        let err = nearest_neighbors(qm, qm, 1, 1, &Cancel::new(), &mut idx, &mut dist).unwrap_err();
+        assert!(matches!(err, KernelError::TooLarge { name: "queries", .. }), "{err}");
+        // Just below the limit everything stays finite and exact.
+        let ok = crate::matrix::magnitude_limit::<f32>(d) as f32;
+        let r: Vec<f32> = vec![ok, 0.0, 0.0, 0.0, -ok, 0.0, 0.0, 0.0];
+        let rm = MatRef::new("reference", &r, 2, d).unwrap();
+        let mut idx = vec![0i64; 2];
+        let mut dist = vec![0.0; 2];
+        nearest_neighbors(rm, rm, 1, 1, &Cancel::new(), &mut idx, &mut dist).unwrap();
+        assert_eq!((idx, dist), (vec![0, 1], vec![0.0, 0.0]));
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //!   small σ, exactly where the GEMM expansion's cancellation would otherwise show.
 
 use crate::distance::{exact_sq_distance, neg2_dot_tile, row_sq_norms};
-use crate::error::KernelError;
+use crate::error::{KernelError, MAX_SIGMA, MIN_SIGMA};
 use crate::math::exp_nonpositive;
 use crate::matrix::{check_pair, MatRef, Real};
 use crate::parallel::{plan, run_items, Cancel, WorkItem};
@@ -51,6 +51,9 @@ impl Bandwidths {
         if let Some((index, &value)) = sigmas.iter().enumerate().find(|(_, s)| !(s.is_finite() && **s > 0.0)) {
             return Err(KernelError::BadSigma { index, value });
         }
+        if let Some((index, &value)) = sigmas.iter().enumerate().find(|(_, s)| !(MIN_SIGMA..=MAX_SIGMA).contains(*s)) {
+            return Err(KernelError::SigmaOutOfRange { index, value });
+        }
         let mut order: Vec<usize> = (0..sigmas.len()).collect();
         order.sort_by(|&a, &b| sigmas[a].total_cmp(&sigmas[b]));
         let two_var: Vec<f64> = order.iter().map(|&i| 2.0 * sigmas[i] * sigmas[i]).collect();
@@ -76,6 +79,9 @@ struct Accuracy {
     estimate: f64,
     /// Allowed error per row and σ, in nats, from trusting tile distances.
     tolerance_nats: f64,
+    /// Absolute error a tile entry may carry on top of the relative terms: d + 4 underflowing
+    /// products, each off by at most the type's smallest subnormal (doubled for the −2 factor).
+    slack: f64,
 }
 
 impl Accuracy {
@@ -88,6 +94,7 @@ impl Accuracy {
             // 0.5·u·√d for the dot product, plus a few ulp for the final additions (small d).
             estimate: u * (0.5 * (d as f64).sqrt() + 2.0),
             tolerance_nats: if is_f32 { 1e-3 } else { 1e-11 },
+            slack: 2.0 * (d as f64 + 4.0) * T::TINY,
         }
     }
 }
@@ -282,7 +289,7 @@ fn fold_tile_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
         let row = RowInput {
             approx: &scratch.approx,
             centre_bound: &scratch.centre_bound,
-            row_bound: acc.bound * x_norm,
+            row_bound: acc.bound * x_norm + acc.slack,
             exact_gap: exact_gap(acc, bw, x_norm, ctx.max_centre_norm),
             xrow: ctx.q.row(i),
             c: &ctx.c,
@@ -301,7 +308,7 @@ fn fold_tile_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
 /// so small that their estimated tile error, divided by 2σ², would exceed the tolerance.
 #[inline(always)]
 fn exact_gap(acc: &Accuracy, bw: &Bandwidths, x_norm: f64, max_centre_norm: f64) -> f64 {
-    let worst_estimate = acc.estimate * (x_norm + max_centre_norm);
+    let worst_estimate = acc.estimate * (x_norm + max_centre_norm) + acc.slack;
     (0..bw.len())
         .rev()
         .find(|&s| worst_estimate * bw.inv_two_var[s] > acc.tolerance_nats)
@@ -396,7 +403,9 @@ fn refold_in_f64_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
     let xm = MatRef::new("x", &scratch.x64, nd, d).expect("deferred rows are consistent");
     let cm = MatRef::new("centers", &scratch.c64, nb, d).expect("tile is consistent");
     neg2_dot_tile(&xm, &cm, &mut scratch.tile64);
-    let acc64 = Accuracy { tolerance_nats: ctx.acc.tolerance_nats, ..Accuracy::for_type::<f64>(d) };
+    // The float64 tile of float32 inputs cannot underflow where float32 did not, but keep the
+    // float32 slack: the inputs' own subnormals are what it covers.
+    let acc64 = Accuracy { tolerance_nats: ctx.acc.tolerance_nats, slack: ctx.acc.slack, ..Accuracy::for_type::<f64>(d) };
     scratch.centre_bound.clear();
     scratch.centre_bound.extend(ctx.c_norms.iter().map(|cn| acc64.bound * cn));
     for (r, &i) in scratch.deferred.iter().enumerate() {
@@ -406,7 +415,7 @@ fn refold_in_f64_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
         let row = RowInput {
             approx: &scratch.approx,
             centre_bound: &scratch.centre_bound,
-            row_bound: acc64.bound * x_norm,
+            row_bound: acc64.bound * x_norm + acc64.slack,
             exact_gap: exact_gap(&acc64, ctx.bw, x_norm, ctx.max_centre_norm),
             xrow: ctx.q.row(i),
             c: &ctx.c,
@@ -540,6 +549,57 @@ mod tests {
         for i in 0..17 {
             assert!((out[i] - want[i]).abs() <= 1e-9 * want[i].abs(), "row {i}: {} vs {}", out[i], want[i]);
         }
+    }
+
+    #[test]
+    fn subnormal_scale_float32_inputs_match_the_reference() {
+        // float32 values near 1e-41 underflow in the tile; σ at the same scale makes every term
+        // matter, so the underflow slack must send them to exact recomputation.
+        let mut seed = 9;
+        let d = 5;
+        let x: Vec<f32> = (0..12 * d).map(|_| (lcg(&mut seed) * 1e-41) as f32).collect();
+        let c: Vec<f32> = (0..40 * d).map(|_| (lcg(&mut seed) * 1e-41) as f32).collect();
+        let (x64, c64): (Vec<f64>, Vec<f64>) = (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
+        let sigma = 3e-42;
+        let xm = MatRef::new("x", &x, 12, d).unwrap();
+        let cm = MatRef::new("centers", &c, 40, d).unwrap();
+        let mut out = vec![0.0; 12];
+        parzen_loglik(xm, cm, &[sigma], 1, &Cancel::new(), &mut out).unwrap();
+        let want = reference(&x64, &c64, d, sigma);
+        for (g, w) in out.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-3, "{g} vs {w}");
+        }
+        // float32 inputs at 1e-20 with σ = 1e-19: products (1e-40) underflow in float32.
+        let x: Vec<f32> = x64.iter().map(|v| (v * 1e21) as f32).collect();
+        let c: Vec<f32> = c64.iter().map(|v| (v * 1e21) as f32).collect();
+        let xm = MatRef::new("x", &x, 12, d).unwrap();
+        let cm = MatRef::new("centers", &c, 40, d).unwrap();
+        parzen_loglik(xm, cm, &[3e-21], 1, &Cancel::new(), &mut out).unwrap();
+        let want = reference(&x.iter().map(|&v| v as f64).collect::<Vec<_>>(), &c.iter().map(|&v| v as f64).collect::<Vec<_>>(), d, 3e-21);
+        for (g, w) in out.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-3, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn sigma_and_magnitude_ranges_are_enforced() {
+        let x = [0.5f64, 0.25];
+        let xm = MatRef::new("x", &x, 1, 2).unwrap();
+        let mut out = vec![0.0; 1];
+        for bad in [1e-300, 1e300] {
+            let err = parzen_loglik(xm, xm, &[bad], 1, &Cancel::new(), &mut out).unwrap_err();
+            assert!(matches!(err, KernelError::SigmaOutOfRange { index: 0, .. }), "{err}");
+        }
+        // At both ends of the range the answer is finite and equals the one-centre formula.
+        for sigma in [MIN_SIGMA, MAX_SIGMA] {
+            parzen_loglik(xm, xm, &[sigma], 1, &Cancel::new(), &mut out).unwrap();
+            let want = -(2.0f64 * std::f64::consts::PI).ln() - 2.0 * sigma.ln();
+            assert!((out[0] - want).abs() <= 1e-12 * want.abs(), "σ={sigma}: {} vs {want}", out[0]);
+        }
+        let big = [1e200f64, 0.0];
+        let bm = MatRef::new("centers", &big, 1, 2).unwrap();
+        let err = parzen_loglik(xm, bm, &[1.0], 1, &Cancel::new(), &mut out).unwrap_err();
+        assert!(matches!(err, KernelError::TooLarge { name: "centers", .. }), "{err}");
     }
 
     #[test]
