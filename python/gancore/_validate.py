@@ -14,9 +14,18 @@ import numpy as np
 
 _FLOAT_DTYPES = (np.float32, np.float64)
 
+# Bandwidth range of the Rust core (error.rs: MIN_SIGMA, MAX_SIGMA).
+MIN_SIGMA = 1e-150
+MAX_SIGMA = 1e150
+
 
 def as_matrix(value, name: str) -> np.ndarray:
     """Return ``value`` as a 2-D C-contiguous float32/float64 array, or raise naming ``name``."""
+    return checked_matrix(value, name)[0]
+
+
+def checked_matrix(value, name: str) -> tuple[np.ndarray, float]:
+    """``as_matrix`` plus the largest absolute value (0.0 for an empty array), found in the same pass."""
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
@@ -32,19 +41,55 @@ def as_matrix(value, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be a float32 or float64 array; got dtype {arr.dtype}{hint}")
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (rows × features); got {arr.ndim}-D array of shape {arr.shape}")
+    if not arr.dtype.isnative:
+        # Big-endian data (e.g. read from a file with '>f8'): same values in native byte order.
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype not in _FLOAT_DTYPES:  # float16, longdouble
-        arr = arr.astype(np.float64 if arr.dtype.itemsize > 8 else np.float32)
+        arr = arr.astype(np.float64 if arr.itemsize > 8 else np.float32)
     arr = np.ascontiguousarray(arr)
-    # Checked in row blocks so a 100,000 × 784 input does not need a 78 MB boolean temporary.
+    # Scanned in row blocks so a 100,000 × 784 input does not need a 300 MB temporary. The block
+    # maximum of |v| is NaN or inf exactly when the block holds a non-finite value.
     step = max(1, (1 << 18) // max(arr.shape[1], 1))
+    largest = 0.0
     for start in range(0, arr.shape[0], step):
         block = arr[start : start + step]
-        if not np.isfinite(block).all():
+        if block.size == 0:
+            continue
+        top = float(np.max(np.abs(block)))
+        if not np.isfinite(top):
             bad = np.argwhere(~np.isfinite(block))[0]
             raise ValueError(
                 f"{name} contains a non-finite value ({block[tuple(bad)]}) at row {start + bad[0]}, column {bad[1]}"
             )
-    return arr
+        largest = max(largest, top)
+    return arr, largest
+
+
+def magnitude_limit(dtype, d: int) -> float:
+    """Largest |value| whose distance expansion (4·d·M²) cannot overflow ``dtype`` (as the Rust core)."""
+    return float(np.sqrt(np.finfo(dtype).max / (4.0 * max(d, 1))) * 0.99)
+
+
+def kernel_pair(a: np.ndarray, a_max: float, a_name: str, b: np.ndarray, b_max: float, b_name: str):
+    """Cast two checked matrices to the dtype the kernel computes in.
+
+    float32 only when both are float32 and their values are small enough for float32 distance
+    tiles (|v| up to ~5e17 at d = 784); such rare large float32 data are computed in float64
+    instead of overflowing. float64 data beyond the float64 limit (~2e152 at d = 784) are refused,
+    naming the argument, rather than answered with overflowed distances.
+    """
+    a, b = common_dtype(a, b)
+    d = a.shape[1]
+    if a.dtype == np.float32 and max(a_max, b_max) > magnitude_limit(np.float32, d):
+        a, b = a.astype(np.float64), b.astype(np.float64)
+    limit = magnitude_limit(np.float64, d)
+    for name, top in ((a_name, a_max), (b_name, b_max)):
+        if top > limit:
+            raise ValueError(
+                f"{name} has a value of magnitude {top:.3g}, above {limit:.3g}: squared distances would "
+                f"overflow float64; divide the data by a common scale first"
+            )
+    return a, b
 
 
 def common_dtype(*arrays: np.ndarray) -> list[np.ndarray]:
@@ -83,6 +128,14 @@ def as_sigmas(sigma) -> tuple[np.ndarray, bool]:
         i = int(np.argmax(bad))
         where = "" if scalar else f" (sigma[{i}])"
         raise ValueError(f"sigma must be finite and > 0; got {arr[i]}{where}")
+    out = ~((arr >= MIN_SIGMA) & (arr <= MAX_SIGMA))
+    if out.any():
+        i = int(np.argmax(out))
+        where = "" if scalar else f" (sigma[{i}])"
+        raise ValueError(
+            f"sigma must be between {MIN_SIGMA:g} and {MAX_SIGMA:g} (so that 1/(2σ²) is a normal float64); "
+            f"got {arr[i]:g}{where}"
+        )
     return np.ascontiguousarray(arr), scalar
 
 

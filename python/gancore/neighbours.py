@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import as_matrix, as_n_threads, check_same_width, common_dtype
+from ._validate import as_n_threads, check_same_width, checked_matrix, kernel_pair
 
 __all__ = ["nearest_neighbors"]
 
@@ -42,8 +42,8 @@ def nearest_neighbors(queries, reference, k: int = 1, *, n_threads: int = 0):
 
     The GIL is released for the whole computation; Ctrl-C interrupts it between tiles.
     """
-    queries = as_matrix(queries, "queries")
-    reference = as_matrix(reference, "reference")
+    queries, queries_max = checked_matrix(queries, "queries")
+    reference, reference_max = checked_matrix(reference, "reference")
     check_same_width(queries, "queries", reference, "reference")
     n = reference.shape[0]
     if n == 0:
@@ -54,5 +54,5 @@ def nearest_neighbors(queries, reference, k: int = 1, *, n_threads: int = 0):
     if not 1 <= k <= n:
         raise ValueError(f"k must be between 1 and the number of reference rows ({n}); got {k}")
     threads = as_n_threads(n_threads)
-    queries, reference = common_dtype(queries, reference)
+    queries, reference = kernel_pair(queries, queries_max, "queries", reference, reference_max, "reference")
     return _core.nearest_neighbors(queries, reference, k, threads)

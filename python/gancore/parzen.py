@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import as_matrix, as_n_threads, as_sigmas, check_same_width, common_dtype
+from ._validate import as_n_threads, as_sigmas, check_same_width, checked_matrix, kernel_pair
 
 __all__ = ["parzen_loglik"]
 
@@ -62,13 +62,13 @@ def parzen_loglik(x, centers, sigma, *, n_threads: int = 0) -> np.ndarray:
     >>> gancore.parzen_loglik(test, samples, [0.1, 0.2, 0.5]).shape
     (3, 3)
     """
-    x = as_matrix(x, "x")
-    centers = as_matrix(centers, "centers")
+    x, x_max = checked_matrix(x, "x")
+    centers, centers_max = checked_matrix(centers, "centers")
     check_same_width(x, "x", centers, "centers")
     if centers.shape[0] == 0:
         raise ValueError("centers must have at least one row: a Parzen window needs ≥ 1 centre")
     sigmas, scalar = as_sigmas(sigma)
     threads = as_n_threads(n_threads)
-    x, centers = common_dtype(x, centers)
+    x, centers = kernel_pair(x, x_max, "x", centers, centers_max, "centers")
     out = _core.parzen_loglik(x, centers, sigmas, threads)
     return out[0] if scalar else out
