@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import torch
@@ -38,6 +39,20 @@ log = logging.getLogger(__name__)
 
 FORMAT = "gancore-checkpoint-1"
 FILES = ("generator.safetensors", "discriminator.safetensors", "state.safetensors")
+
+# Test hook (reliability suite): SIGKILL this process at a named point inside ``save`` — "mid-file"
+# (a tensor file half written), "before-rename" (complete temp folder, not yet in place) or
+# "before-latest" (folder in place, LATEST still naming the previous checkpoint).
+KILL_IN_SAVE_ENV = "GANCORE_TEST_KILL_IN_SAVE"
+
+
+def _test_kill_point(point: str, partial: Path | None = None) -> None:
+    if os.environ.get(KILL_IN_SAVE_ENV) != point:
+        return
+    if partial is not None:  # leave the file as a crash mid-write would: cut short
+        with open(partial, "r+b") as f:
+            f.truncate(max(1, partial.stat().st_size // 2))
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class CheckpointError(ValueError):
@@ -73,17 +88,20 @@ def save(run_dir, step: int, *, gen, disc, tensors: dict[str, torch.Tensor], met
         shutil.rmtree(tmp)
     tmp.mkdir()
     save_file(_cpu_contiguous(gen.state_dict()), str(tmp / FILES[0]))
+    _test_kill_point("mid-file", partial=tmp / FILES[0])
     save_file(_cpu_contiguous(disc.state_dict()), str(tmp / FILES[1]))
     save_file(_cpu_contiguous(tensors), str(tmp / FILES[2]))
     for fname in FILES:
         _fsync_file(tmp / fname)
     meta = dict(meta, format=FORMAT, step=step, files={f: _sha256(tmp / f) for f in FILES})
     write_atomic(tmp / "state.json", json.dumps(meta, indent=1, sort_keys=True).encode())
+    _test_kill_point("before-rename")
     final = root / name
     if final.exists():  # a re-save of the same step (e.g. Ctrl-C right after an epoch's checkpoint)
         shutil.rmtree(final)
     os.replace(tmp, final)
     fsync_dir(root)
+    _test_kill_point("before-latest")
     write_atomic(root / "LATEST", name.encode())
     _prune(root, keep, newest=name)
     return final
@@ -134,7 +152,12 @@ def load(path: Path, *, cfg=None, device="cpu") -> tuple[dict, dict, dict, dict]
         if diff:
             raise CheckpointError(f"{path} was made for another configuration; differing fields: {diff}")
     dev = str(device)
-    tensors = [load_file(str(path / f), device=dev) for f in FILES]
+    tensors = []
+    for fname in FILES:
+        try:
+            tensors.append(load_file(str(path / fname), device=dev))
+        except Exception as exc:  # SafetensorError and friends: a file whose hash was rewritten too
+            raise CheckpointError(f"{path / fname} is not a valid safetensors file ({exc})") from None
     return meta, tensors[0], tensors[1], tensors[2]
 
 
@@ -152,7 +175,10 @@ def load_generator(run_dir, *, device="cpu") -> tuple[torch.nn.Module, dict]:
         raise FileNotFoundError(f"{run_dir} has no checkpoint yet ({checkpoint_dir(run_dir)}/LATEST is missing)")
     _, g_state, _, _ = load(ckpt, cfg=cfg, device="cpu")
     gen = build_generator(cfg)
-    gen.load_state_dict(g_state)
+    try:
+        gen.load_state_dict(g_state)
+    except RuntimeError as exc:  # names or shapes that do not fit the configured G
+        raise CheckpointError(f"{ckpt / FILES[0]} does not fit the generator of {cfg_path}: {exc}") from None
     return gen.to(device).eval(), cfg.to_dict()
 
 
