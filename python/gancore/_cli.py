@@ -33,9 +33,20 @@ update schemes:
   alternating      Algorithm 1 as printed in the paper: k D steps (fresh data and noise each), then
                    one G step on fresh noise
 
+multiple processes and machines (torchrun, DistributedDataParallel; NCCL on GPUs, Gloo on CPUs):
+  torchrun --standalone --nproc_per_node 2 -m gancore.train --threads 1 [flags]
+  torchrun --nnodes 2 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 --rdzv-id RUN \
+           -m gancore.train --out /shared/RUN_DIR [flags]
+  --batch-size stays the GLOBAL minibatch m: each of the W processes computes m/W examples (m must be
+  divisible by W), gradients are averaged, so the effective batch, --lr and every schedule are those of
+  one process and the run matches a one-process run up to float summation order. Only rank 0 writes
+  the run directory (a shared filesystem is assumed for multiple machines); --resume works the same
+  way. A rank that dies stops the others (exit code 4) within --dist-timeout seconds at the latest.
+
 run directory (--out): config.json, metrics.jsonl, samples/epoch_NNNN.png, samples/final.png,
 curves.png, checkpoints/ (see gancore.checkpoint). Resume a killed run with --resume RUN_DIR.
-Exit codes: 0 done, 2 bad arguments/data/checkpoint, 3 training diverged (NaN/inf), 130 interrupted.
+Exit codes: 0 done, 2 bad arguments/data/checkpoint, 3 training diverged (NaN/inf), 4 another process
+of a torchrun job failed or stopped answering, 130 interrupted.
 
 data: MNIST ships with gancore. Other datasets are looked for in --data-dir, $GANCORE_DATA_DIR, then
 ~/.cache/gancore/datasets (one folder each: fashion-mnist/, cifar-10/, tfd/); a missing public one is
@@ -70,6 +81,13 @@ def _finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -121,7 +139,14 @@ _FIELDS = [
                 "max_steps",
                 dict(type=_positive_int, help="stop after this many iterations (checkpointed)"),
             ),
-            ("--batch-size", "batch_size", dict(type=_positive_int, help="minibatch size m (2014: 100)")),
+            (
+                "--batch-size",
+                "batch_size",
+                dict(
+                    type=_positive_int,
+                    help="minibatch size m (2014: 100); under torchrun the global one, m/W per process",
+                ),
+            ),
             ("--log-every", "log_every", dict(type=_positive_int, help="iterations per metrics line (default 50)")),
             (
                 "--keep-checkpoints",
@@ -280,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-eval", action="store_true", help="skip the Parzen-window evaluation at the end")
     p.add_argument("--dry-run", action="store_true", help="a few steps on a tiny synthetic dataset (smoke test)")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final result")
+    p.add_argument(
+        "--dist-timeout",
+        type=_positive_float,
+        default=300.0,
+        metavar="SECONDS",
+        help="under torchrun: how long a process waits for the others in a collective before it stops with "
+        "an error, e.g. when another rank died or hangs (default 300)",
+    )
     for title, group in _FIELDS:
         g = p.add_argument_group(title)
         for flag, fld, kw in group:

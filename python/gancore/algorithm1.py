@@ -13,6 +13,23 @@ one minibatch of data and one of noise, D's and G's gradients both taken from th
 
 Every function returns a detached tensor ``[loss_d, loss_g, mean D(x), mean D(G(z))]`` and never
 synchronises with the device, so a GPU runs ahead while the host queues the next step.
+
+**Data parallel** (``torchrun``, :mod:`gancore.distributed`). With W processes, process r computes
+rows ``[r·m/W, (r+1)·m/W)`` of each global minibatch: its slice of the epoch permutation, of the global
+noise draw and of D's global dropout masks (every rank draws them whole from the same generator and
+keeps its rows). Its losses are means over its m/W rows, and DistributedDataParallel averages the
+gradients over the ranks, which gives the gradient of the mean over all m rows: the same update as
+one process, up to the order of float summation. Gradients are taken with
+``loss.backward(inputs=params)``, so one backward pass reaches exactly one player's DDP wrapper:
+
+* J_D's backward stops at D's parameters (G's wrapper does not fire: no G reduction from D's loss);
+* J_G's backward flows *through* D to G's parameters only (D's wrapper does not fire a second time
+  in the step, so no double reduction and no "marked ready twice" error);
+* where D only has to be differentiated through (the alternating G step) or G only evaluated
+  (under ``no_grad`` in the D steps), the plain modules are called, not the wrappers.
+
+Every parameter is used in every backward pass, so DDP needs no ``find_unused_parameters``.
+A one-process run takes the gradients with ``torch.autograd.grad`` and never touches ``.grad``.
 """
 
 from __future__ import annotations
@@ -29,8 +46,10 @@ class MinibatchStream:
     """Minibatches drawn by index from one on-device tensor, reshuffled every epoch (without
     replacement, like pylearn2's ``shuffled_sequential``). Its state is (permutation, position)."""
 
-    def __init__(self, data: torch.Tensor, batch_size: int, generator: torch.Generator):
+    def __init__(self, data: torch.Tensor, batch_size: int, generator: torch.Generator, rows=None):
+        # rows=(lo, hi): this process's rows of each global minibatch (data parallel); all by default.
         self.data, self.batch_size, self.generator = data, batch_size, generator
+        self.lo, self.hi = rows if rows is not None else (0, batch_size)
         self.perm = torch.arange(data.shape[0])
         self.pos = 0
 
@@ -45,28 +64,54 @@ class MinibatchStream:
         self._perm_dev = self.perm.to(self.data.device)
 
     def take(self) -> torch.Tensor:
-        idx = self._perm_dev[self.pos : self.pos + self.batch_size]
+        idx = self._perm_dev[self.pos + self.lo : self.pos + self.hi]
         self.pos += self.batch_size
-        return self.data.index_select(0, idx)  # (m, D)
+        return self.data.index_select(0, idx)  # (m, D), or this process's (m/W, D)
 
 
 class Game:
-    """G, D, their optimisers and the randomness one iteration needs."""
+    """G, D, their optimisers and the randomness one iteration needs.
 
-    def __init__(self, cfg, gen, disc, opt_g, opt_d, stream: MinibatchStream, rng: torch.Generator):
+    Data parallel: ``shard=(rank, world)``, then :meth:`attach_ddp` with the players wrapped in
+    DistributedDataParallel (see the module docstring); ``gen``/``disc`` stay the plain modules.
+    """
+
+    def __init__(self, cfg, gen, disc, opt_g, opt_d, stream: MinibatchStream, rng: torch.Generator,
+                 *, shard: tuple[int, int] | None = None):
         self.cfg, self.gen, self.disc, self.opt_g, self.opt_d = cfg, gen, disc, opt_g, opt_d
         self.stream, self.rng = stream, rng
         self.g_params = [p for p in gen.parameters()]
         self.d_params = [p for p in disc.parameters()]
+        self.rows = None
+        if shard is not None:
+            rank, world = shard
+            b = cfg.batch_size // world
+            self.rows = (rank * b, (rank + 1) * b)
+        # The modules whose backward passes must reach the other ranks: the players, or their DDP wrappers.
+        self.sync_gen, self.sync_disc, self.ddp = gen, disc, False
+
+    def attach_ddp(self, gen_ddp, disc_ddp) -> None:
+        """Route the gradient-carrying forward passes through the players' DDP wrappers."""
+        self.sync_gen, self.sync_disc, self.ddp = gen_ddp, disc_ddp, True
 
     def noise(self) -> torch.Tensor:
-        return sample_noise(
+        z = sample_noise(
             self.cfg.batch_size,
             self.cfg.noise_dim,
             self.cfg.noise_prior,
             generator=self.rng,
             device=self.stream.data.device,
-        )
+        )  # (m, noise_dim): the global draw, so every rank's generator stays in step
+        return z if self.rows is None else z[self.rows[0] : self.rows[1]]  # (m/W, noise_dim)
+
+    def grads(self, loss: torch.Tensor, params: list, retain_graph: bool = False):
+        """d loss / d params; under DDP averaged over the ranks by the wrapper's backward hooks."""
+        if not self.ddp:
+            return torch.autograd.grad(loss, params, retain_graph=retain_graph)
+        for p in params:
+            p.grad = None
+        loss.backward(inputs=params, retain_graph=retain_graph)
+        return [p.grad for p in params]
 
     def autocast(self):
         """bf16 autocast of the forward passes when asked for; the losses are taken in fp32."""
@@ -79,7 +124,7 @@ class Game:
         # dropout mask either way, G's backward then only traverses the fake half, and batch norm
         # (DCGAN) keeps real and fake statistics apart as in the DCGAN reference code.
         with self.autocast():
-            real_logits, fake_logits = self.disc(x), self.disc(fake)  # (m,), (m,)
+            real_logits, fake_logits = self.sync_disc(x), self.sync_disc(fake)  # (m,), (m,)
         return real_logits.float(), fake_logits.float()
 
     def constrain(self, net) -> None:
@@ -93,12 +138,12 @@ class Game:
         """The 2014 code's update: both players step on gradients from one shared minibatch."""
         x = self.stream.take()  # (m, D)
         with self.autocast():
-            fake = self.gen(self.noise())  # (m, D)
+            fake = self.sync_gen(self.noise())  # (m, D)
         real_logits, fake_logits = self.d_logits(x, fake)
         loss_d = self.d_loss(real_logits, fake_logits)
         loss_g = generator_loss(fake_logits, self.cfg.g_loss)  # same logits, same dropout masks
-        grads_d = torch.autograd.grad(loss_d, self.d_params, retain_graph=True)
-        grads_g = torch.autograd.grad(loss_g, self.g_params)
+        grads_d = self.grads(loss_d, self.d_params, retain_graph=True)
+        grads_g = self.grads(loss_g, self.g_params)  # through D, to G's parameters only
         self.opt_d.step(grads_d, lr, momentum)
         self.opt_g.step(grads_g, lr, momentum)
         self.constrain(self.disc)
@@ -115,7 +160,7 @@ class Game:
                 fake = self.gen(self.noise())  # fresh noise -> (m, D)
             real_logits, fake_logits = self.d_logits(x, fake)
             loss_d = self.d_loss(real_logits, fake_logits)
-            grads_d = torch.autograd.grad(loss_d, self.d_params)
+            grads_d = self.grads(loss_d, self.d_params)
             self.opt_d.step(grads_d, lr, momentum)
             self.constrain(self.disc)
             loss_d = loss_d.detach()
@@ -124,9 +169,10 @@ class Game:
             real_mean = d_real if real_mean is None else real_mean + d_real
         # ---- (2) update G by descending  1/m Σ log(1 − D(G(z)))  (or the chosen G loss) ----------
         with self.autocast():
-            fake_logits = self.disc(self.gen(self.noise())).float()  # fresh noise; D keeps its dropout (SPEC §3)
+            # fresh noise; D keeps its dropout (SPEC §3). Plain D: it is only differentiated through.
+            fake_logits = self.disc(self.sync_gen(self.noise())).float()
         loss_g = generator_loss(fake_logits, self.cfg.g_loss)
-        grads_g = torch.autograd.grad(loss_g, self.g_params)
+        grads_g = self.grads(loss_g, self.g_params)
         self.opt_g.step(grads_g, lr, momentum)
         self.constrain(self.gen)
         k = float(self.cfg.k)

@@ -22,11 +22,18 @@ Steps (each timed in the report):
 
 ``evaluate_run(run_dir)`` loads the generator with ``gancore.checkpoint.load_generator`` and calls
 ``evaluate_generator(G, config, ...)``, which also accepts in-memory data (tests, notebooks).
+
+Under ``torchrun`` (``torchrun --standalone --nproc_per_node N -m gancore.evaluate RUN_DIR``, or the
+evaluation at the end of a torchrun training run) steps 2–4 are sharded: each kernel call of the
+Table 1 protocol, of the reference rows and of the memorisation tests evaluates a slice of its query
+rows on each rank and all-gathers the rows (:mod:`gancore.distributed`). Rank 0 draws the samples and
+sends them to the others, and it alone writes ``samples.npz``, the figures, the reports and the cache.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -81,11 +88,14 @@ def _cache_path(dataset, protocol, n_centres, seed, kmeans_iters) -> Path:
     return root / f"reference_rows_{dataset}_{protocol}_n{n_centres}_seed{seed}_km{kmeans_iters}.json"
 
 
-def _reference_rows(data, dataset, protocol, include, n_centres, kmeans_iters, n_threads, use_cache):
-    """Reference rows, cached on disk for real datasets: they depend on the data, not the model."""
+def _reference_rows(data, dataset, protocol, include, n_centres, kmeans_iters, n_threads, use_cache, is_main=True,
+                    share=lambda rows: rows):
+    """Reference rows, cached on disk for real datasets: they depend on the data, not the model.
+    Under torchrun rank 0 reads and writes the cache and ``share`` hands its rows to every rank, so all
+    ranks compute the same missing rows together."""
     cache = _cache_path(dataset, protocol, n_centres, 0, kmeans_iters) if use_cache and dataset else None
     rows: dict[str, ParzenResult] = {}
-    if cache is not None and cache.is_file():
+    if cache is not None and cache.is_file() and is_main:
         try:
             saved = json.loads(cache.read_text())
             rows = {k: ParzenResult(**v) for k, v in saved.items() if k in include}
@@ -93,12 +103,13 @@ def _reference_rows(data, dataset, protocol, include, n_centres, kmeans_iters, n
         except (OSError, ValueError, TypeError) as exc:  # a stale or damaged cache is recomputed, never trusted
             logger.warning("ignoring unreadable reference-row cache %s (%s)", cache, exc)
             rows = {}
+    rows = share(rows)
     missing = tuple(k for k in include if k not in rows)
     if missing:
         rows.update(table1.reference_rows(data["train"], data["valid"], data["test"], n_centres=n_centres,
                                           protocol=protocol, kmeans_iters=kmeans_iters, seed=0,
                                           n_threads=n_threads, include=missing))
-        if cache is not None:
+        if cache is not None and is_main:
             try:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 old = json.loads(cache.read_text()) if cache.is_file() else {}
@@ -107,6 +118,32 @@ def _reference_rows(data, dataset, protocol, include, n_centres, kmeans_iters, n
             except (OSError, ValueError, TypeError) as exc:  # read-only home etc.: the cache is only an optimisation
                 logger.warning("could not write the reference-row cache %s (%s)", cache, exc)
     return {k: rows[k] for k in include}
+
+
+@contextlib.contextmanager
+def _sharded_kernels(dist):
+    """The sharding hook. Under torchrun, the kernel calls that ``table1``, ``memorisation`` and
+    ``kmeans`` make go to the sharded twins in :mod:`gancore.distributed`: every rank runs the same
+    protocol and gets the same, whole results, having computed 1/W of each. Without torchrun it
+    changes nothing. Figures are drawn outside it, by rank 0 alone, with the plain kernels."""
+    if not dist.enabled:
+        yield
+        return
+    from . import distributed, kmeans, memorisation
+
+    patches = [
+        (table1, "parzen_loglik", distributed.sharded_parzen_loglik),
+        (memorisation, "nearest_neighbors", distributed.sharded_nearest_neighbors),
+        (kmeans, "nearest_neighbors", distributed.sharded_nearest_neighbors),
+    ]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
+    for module, name, fn in patches:
+        setattr(module, name, fn)
+    try:
+        yield
+    finally:
+        for module, name, fn in saved:
+            setattr(module, name, fn)
 
 
 def _memorisation(samples, data, n_memo, n_cells, seed, n_threads) -> dict:
@@ -187,8 +224,10 @@ def evaluate_generator(
     ``figure1`` also draws the paper's 1-D Figure 1 (``gancore.theory1d``, ~10 s; model-independent).
     Returns the report dict (also in ``out_dir/report.json``).
     """
+    from .distributed import current
     from .report import headline, write_report
 
+    dist = current()  # torchrun: shard the kernels, rank 0 writes (see the module docstring)
     for key in ("dataset", "noise_dim", "noise_prior", "image_shape"):
         if key not in config:
             raise ValueError(f"config must contain {key!r}; got keys {sorted(config)}")
@@ -201,7 +240,8 @@ def evaluate_generator(
     if interpolation == "slerp" and config["noise_prior"] != "gaussian":
         logger.warning("slerp is meant for Gaussian priors; this run's prior is %s", config["noise_prior"])
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     dataset = config["dataset"]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -221,27 +261,39 @@ def evaluate_generator(
     for key in ("train", "valid", "test"):
         if key not in data:
             raise ValueError(f"data must map 'train', 'valid' and 'test' to arrays; {key!r} is missing")
-    samples, z = draw_samples(G, n_samples, config["noise_dim"], config["noise_prior"], seed=seed, device=device)
+    samples = z = error = None
+    if dist.is_main:  # one draw, sent to every rank: the same centres everywhere, whatever the devices
+        try:
+            samples, z = draw_samples(G, n_samples, config["noise_dim"], config["noise_prior"], seed=seed,
+                                      device=device)
+        except ValueError as exc:
+            error = exc
+    if dist.any(error is not None):
+        raise error or ValueError("rank 0 could not draw the samples (its log says why)")
+    samples = dist.broadcast_array(samples)
     if samples.shape[1] != data["test"].shape[1]:
         raise ValueError(f"G produces rows of width {samples.shape[1]} but the {dataset} data have "
                          f"{data['test'].shape[1]} columns")
-    np.savez(out_dir / "samples.npz", samples=samples, z=z, seed=np.int64(seed),
-             noise_prior=np.str_(config["noise_prior"]), dataset=np.str_(dataset))
+    if dist.is_main:
+        np.savez(out_dir / "samples.npz", samples=samples, z=z, seed=np.int64(seed),
+                 noise_prior=np.str_(config["noise_prior"]), dataset=np.str_(dataset))
     t = tick("sampling", t)
 
-    parzen = table1.parzen_protocol(samples, data["valid"], data["test"], protocol=protocol,
-                                    n_threads=n_threads, label="generator samples")
-    t = tick("parzen_model", t)
-    refs = _reference_rows(data, dataset, protocol, REFERENCE_CHOICES[references],
-                           min(n_samples, data["train"].shape[0]), kmeans_iters, n_threads, use_cache)
-    t = tick("parzen_references", t)
+    with _sharded_kernels(dist):
+        parzen = table1.parzen_protocol(samples, data["valid"], data["test"], protocol=protocol,
+                                        n_threads=n_threads, label="generator samples")
+        t = tick("parzen_model", t)
+        refs = _reference_rows(data, dataset, protocol, REFERENCE_CHOICES[references],
+                               min(n_samples, data["train"].shape[0]), kmeans_iters, n_threads, use_cache,
+                               is_main=dist.is_main, share=dist.broadcast)
+        t = tick("parzen_references", t)
 
-    report: dict = {"_parzen": parzen, "_references": refs}
-    if memorisation:
-        report["memorisation"] = _memorisation(samples, data, memorisation_samples, n_cells, seed, n_threads)
-        t = tick("memorisation", t)
+        report: dict = {"_parzen": parzen, "_references": refs}
+        if memorisation:
+            report["memorisation"] = _memorisation(samples, data, memorisation_samples, n_cells, seed, n_threads)
+            t = tick("memorisation", t)
     fig_files = {}
-    if figures:
+    if figures and dist.is_main:
         fig_files = _figures(G, config, samples, data, report, out_dir, seed, interpolation, device, n_threads,
                              figure1)
         t = tick("figures", t)
@@ -264,7 +316,8 @@ def evaluate_generator(
         "warnings": list(parzen.warnings) + [f"reference row {k}: {w}" for k, r in refs.items() for w in r.warnings],
     })
     report["headline"] = headline(dataset, parzen)
-    write_report(report, out_dir)
+    if dist.is_main:
+        write_report(report, out_dir)
     return {k: v for k, v in report.items() if not k.startswith("_")}
 
 
@@ -297,7 +350,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the noise draw (recorded in the report)")
     p.add_argument("--n-samples", type=int, default=table1.PAPER_N_SAMPLES,
                    help="generator samples = Parzen centres (paper: 10000)")
-    p.add_argument("--threads", type=int, default=0, help="kernel threads (0 = all cores)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="kernel threads (0 = all cores; under torchrun per process, 0 = the cores divided among "
+                        "the processes on the machine)")
     p.add_argument("--references", choices=sorted(REFERENCE_CHOICES), default="all",
                    help="reference rows: real training images and k-means centroids (all), only the "
                         "training images (train), or none")
@@ -314,14 +369,31 @@ def _parser() -> argparse.ArgumentParser:
                    help="Figure 3 path in z space (slerp for Gaussian priors)")
     p.add_argument("--fold", type=int, default=None, help="TFD fold of the validation/test split (default: "
                    "the run's config, else 0)")
+    p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="under torchrun: how long a rank waits for the others before it stops with an error "
+                        "(default 300)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from . import distributed
+
+    # torchrun: the kernels run on the CPU, so the group is Gloo's; only rank 0 talks and writes.
+    launched = distributed.launched()
+    rank = int(os.environ.get("RANK", "0") or 0) if launched else 0
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO if rank == 0 else logging.WARNING,
+                        format="%(asctime)s %(levelname)s " + (f"[rank {rank}] " if launched else "")
+                        + "%(name)s: %(message)s")
+    dist = distributed.setup("cpu", args.dist_timeout)
+    try:
+        return _evaluate_runs(args, dist)
+    finally:
+        distributed.teardown()
+
+
+def _evaluate_runs(args, dist) -> int:
     reports = []
     for run_dir in args.run_dir:
         logger.info("evaluating %s: protocol=%s seed=%d n_samples=%d", run_dir, args.protocol, args.seed,
@@ -335,6 +407,8 @@ def main(argv=None) -> int:
             figure1=not args.no_figure1,
         )
         reports.append(report)
+        if not dist.is_main:
+            continue
         print(report["headline"])
         for name, r in report["references"].items():
             print(f"  reference ({name}): {r['mean']:.1f} ± {r['se']:.1f} nats (σ = {r['sigma']:.3g})")
@@ -343,7 +417,7 @@ def main(argv=None) -> int:
         for w in report["warnings"]:
             print(f"  WARNING: {w}")
         print(f"  report: {Path(run_dir) / 'report.md'}")
-    if len(reports) > 1 and all(r["dataset"] == "tfd" for r in reports):
+    if dist.is_main and len(reports) > 1 and all(r["dataset"] == "tfd" for r in reports):
         # Table 1's TFD column: σ chosen per fold, mean over folds ± standard error across folds.
         combined = table1.combine_folds([ParzenResult(**r["parzen"]) for r in reports])
         m, s = table1.PAPER_TABLE1["Adversarial nets"]["tfd"]

@@ -39,11 +39,21 @@ def sample_noise(n: int, noise_dim: int, prior: str, *, generator=None, device="
     raise ValueError(f"unknown noise prior {prior!r}; expected 'uniform' or 'gaussian'")
 
 
-def dropout(x: torch.Tensor, keep: float, generator=None) -> torch.Tensor:
-    """Inverted dropout: keep each element with probability ``keep`` and scale kept ones by 1/keep."""
+def dropout(x: torch.Tensor, keep: float, generator=None, shard: tuple[int, int] | None = None) -> torch.Tensor:
+    """Inverted dropout: keep each element with probability ``keep`` and scale kept ones by 1/keep.
+
+    ``shard=(rank, world)``: ``x`` is this rank's slice of a global batch of ``world`` equal slices;
+    the mask is drawn for the whole global batch, as a one-process run draws it, and this rank keeps
+    its rows (data-parallel training, :mod:`gancore.distributed`).
+    """
     if keep >= 1.0:
         return x
-    mask = torch.empty_like(x).bernoulli_(keep, generator=generator)
+    if shard is None:
+        mask = torch.empty_like(x).bernoulli_(keep, generator=generator)
+    else:
+        rank, world = shard
+        n = x.shape[0]
+        mask = x.new_empty((n * world, *x.shape[1:])).bernoulli_(keep, generator=generator)[rank * n : (rank + 1) * n]
     return x * mask.mul_(1.0 / keep)
 
 
@@ -112,12 +122,13 @@ class MaxoutDiscriminator(nn.Module):
         # keep[i] is the keep-probability on the *input* of layer i (pylearn2's input_include_probs).
         self.keep = [input_keep] + [hidden_keep] * len(hidden)
         self.generator: torch.Generator | None = None  # set by the trainer for reproducible masks
+        self.shard: tuple[int, int] | None = None  # (rank, world) under data-parallel training
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         drop = self.training
         for layer, keep in zip(self.hidden, self.keep):
-            x = layer(dropout(x, keep, self.generator) if drop else x)
-        x = dropout(x, self.keep[-1], self.generator) if drop else x
+            x = layer(dropout(x, keep, self.generator, self.shard) if drop else x)
+        x = dropout(x, self.keep[-1], self.generator, self.shard) if drop else x
         return self.out(x).squeeze(1)  # (n,) logits
 
 

@@ -6,13 +6,15 @@
     python -m gancore.train --preset dcgan --dataset cifar10 --data-dir ~/data
     python -m gancore.train --resume runs/full               # continue a killed run, bit for bit
     python -m gancore.train --dry-run --no-eval              # smoke test: a few steps, synthetic data
+    torchrun --standalone --nproc_per_node 2 -m gancore.train --threads 1   # 2 data-parallel processes
 
 The run directory gets ``config.json`` (the resolved configuration, seed included), ``metrics.jsonl``,
 ``samples/epoch_NNNN.png`` and ``samples/final.png`` (G on a fixed noise batch), ``curves.png`` and
 ``checkpoints/`` (:mod:`gancore.checkpoint`). At the end, unless ``--no-eval``, the run is scored
 with the paper's Parzen-window log-likelihood (:func:`gancore.evaluate.evaluate_run`).
 The models are in :mod:`gancore.models`, one iteration in :mod:`gancore.algorithm1`, the loop,
-checkpoints and logging in :mod:`gancore.trainer`, the flags in :mod:`gancore._cli`.
+checkpoints and logging in :mod:`gancore.trainer`, the flags in :mod:`gancore._cli`, and the
+multi-process set-up (torchrun, DDP) in :mod:`gancore.distributed`.
 """
 
 from __future__ import annotations
@@ -29,20 +31,22 @@ from ._cli import build_parser, config_overrides
 
 log = logging.getLogger("gancore.train")
 
-EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_DIST, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from . import distributed
+
+    rank = int(os.environ.get("RANK", "0") or 0) if distributed.launched() else 0
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
+        level=logging.WARNING if args.quiet or rank != 0 else logging.INFO,  # under torchrun, rank 0 talks
+        format="%(asctime)s %(levelname)s " + (f"[rank {rank}] " if distributed.launched() else "") + "%(message)s",
         datefmt="%H:%M:%S",
     )
     import torch  # after argument parsing, so --help is instant
 
-    from . import checkpoint
-    from .trainer import Trainer, TrainingDiverged
+    from .trainer import TrainingDiverged
 
     try:
         cfg, run_dir, resuming = resolve(args)
@@ -50,16 +54,18 @@ def main(argv=None) -> int:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         _determinism(torch, device)
-        trainer = Trainer(cfg, run_dir, device)  # loads the data: may fail before anything is written
-        write_config(cfg, run_dir)
-        if resuming and (ckpt := checkpoint.latest(run_dir)) is not None:
-            trainer.restore(ckpt)
-            log.info("resumed %s at step %d of %d", ckpt, trainer.step, trainer.total_steps)
-        elif resuming:
-            log.warning("%s has no checkpoint yet: starting it from step 0", run_dir)
+        dist = distributed.setup(device.type, args.dist_timeout)
+        if dist.enabled:
+            device = _local_device(device, dist, torch)
+            run_dir = dist.broadcast(run_dir)  # rank 0's: a default name holds the time of day
+        trainer = start(cfg, run_dir, device, dist, resuming)
     except (ValueError, FileNotFoundError, ImportError) as exc:
         log.error("%s", exc)
+        distributed.teardown()
         return EXIT_USAGE
+    except torch.distributed.DistError as exc:  # the group could not form (e.g. a rank never arrived)
+        log.error("%s", distributed.failure_hint(distributed.current(), exc))
+        return EXIT_DIST
     log.info(
         "run %s | preset %s | dataset %s | device %s | seed %d | %d steps (%d per epoch)",
         run_dir,
@@ -70,19 +76,90 @@ def main(argv=None) -> int:
         trainer.total_steps,
         trainer.steps_per_epoch,
     )
+    if dist.enabled:
+        log.info(
+            "data parallel: %d processes (%s) x %d examples = global minibatch %d; lr and schedules as for one process",
+            dist.world_size,
+            dist.backend,
+            cfg.batch_size // dist.world_size,
+            cfg.batch_size,
+        )
     t0 = time.perf_counter()
     try:
         trainer.run()
     except TrainingDiverged as exc:
         log.error("%s", exc)
+        distributed.teardown()
         return EXIT_DIVERGED
     except KeyboardInterrupt:
-        log.warning("interrupted at step %d; resume with: python -m gancore.train --resume %s", trainer.step, run_dir)
+        log.warning("interrupted at step %d; resume with: %s --resume %s", trainer.step, _command(dist), run_dir)
+        distributed.teardown()
         return EXIT_INTERRUPTED
+    except RuntimeError as exc:  # torch.distributed.DistError and the errors Gloo raises as plain RuntimeError
+        if not dist.enabled:
+            raise
+        last = _latest_or_none(run_dir)
+        log.error(
+            "%s. Training stopped at step %d; the last checkpoint is %s. Continue with: %s --resume %s",
+            distributed.failure_hint(dist, exc),
+            trainer.step,
+            last or "(none yet)",
+            _command(dist),
+            run_dir,
+        )
+        return EXIT_DIST
     log.info("done: %d steps in %.1f s; samples in %s", trainer.step, time.perf_counter() - t0, run_dir / "samples")
     if not args.no_eval:
         run_evaluation(cfg, run_dir, str(device))
+    distributed.teardown()
     return EXIT_OK
+
+
+def start(cfg, run_dir: Path, device, dist, resuming: bool):
+    """Build the trainer, record the config (rank 0) and restore the latest checkpoint when resuming.
+
+    Under torchrun the ranks then agree: if any of them failed (missing data, bad checkpoint…), all
+    stop with a usage error instead of leaving the others waiting in the first collective.
+    """
+    from . import checkpoint
+    from .trainer import Trainer
+
+    error = None
+    trainer = None
+    try:
+        trainer = Trainer(cfg, run_dir, device, dist)  # loads the data: may fail before anything is written
+        if dist.is_main:
+            write_config(cfg, run_dir)
+        if resuming and (ckpt := checkpoint.latest(run_dir)) is not None:
+            trainer.restore(ckpt)
+            log.info("resumed %s at step %d of %d", ckpt, trainer.step, trainer.total_steps)
+        elif resuming:
+            log.warning("%s has no checkpoint yet: starting it from step 0", run_dir)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        if not dist.enabled:
+            raise
+        error = exc
+    if dist.any(error is not None):
+        raise error or ValueError("another process of this torchrun job failed to start (its message is in its log)")
+    return trainer
+
+
+def _local_device(device, dist, torch):
+    """Under torchrun every process on a machine takes its own GPU: cuda:LOCAL_RANK."""
+    return torch.device("cuda", dist.local_rank) if device.type == "cuda" else device
+
+
+def _command(dist) -> str:
+    return "torchrun ... -m gancore.train" if dist.enabled else "python -m gancore.train"
+
+
+def _latest_or_none(run_dir: Path):
+    from . import checkpoint
+
+    try:
+        return checkpoint.latest(run_dir)
+    except ValueError:
+        return None
 
 
 def resolve(args) -> tuple[C.TrainConfig, Path, bool]:
@@ -160,8 +237,11 @@ def run_evaluation(cfg, run_dir: Path, device: str) -> None:
     except ImportError as exc:
         log.warning("evaluation module unavailable (%s); skipping the Parzen evaluation", exc)
         return
-    report = evaluate_run(run_dir, data_dir=cfg.data_dir, device=device)
-    print(report["headline"])
+    report = evaluate_run(run_dir, data_dir=cfg.data_dir, device=device)  # sharded under torchrun
+    from .distributed import current
+
+    if current().is_main:
+        print(report["headline"])
 
 
 if __name__ == "__main__":

@@ -10,6 +10,12 @@ random number generator. It draws randomness only from
 
 all seeded from ``cfg.seed``, so two runs with the same seed on the same device are identical, and a
 resumed run continues exactly as the uninterrupted one would have.
+
+Under ``torchrun`` (``dist``, :mod:`gancore.distributed`) every process runs this same loop on its
+slice of each global minibatch (:mod:`gancore.algorithm1`). All ranks draw the same random numbers,
+so their generators are always in the same state and rank 0's checkpoint resumes every rank. Only
+rank 0 writes metrics, sample grids, curves and checkpoints. The ranks agree on stopping (a signal
+seen by any of them) and average the logged numbers at each logging step, so they stop at the same step.
 """
 
 from __future__ import annotations
@@ -32,13 +38,18 @@ from ._optim import lr_at, make_optimizer, momentum_at
 from ._progress import Progress
 from .algorithm1 import Game, MinibatchStream
 from .data import load_split
+from .distributed import SINGLE, Dist, check_batch_size, wrap
 from .images import save_grid
 from .models import build_models, sample_noise
 
 log = logging.getLogger("gancore.train")
 
-# Test hook: SIGKILL this process right after the given step (used to test resume after kill -9).
+# Test hook: SIGKILL this process right after the given step (used to test resume after kill -9);
+# under torchrun only the rank named by KILL_RANK_ENV, when it is set, and with the signal named by
+# KILL_SIGNAL_ENV (e.g. SIGSTOP: a rank that hangs without closing its connections).
 KILL_ENV = "GANCORE_TEST_KILL_AT_STEP"
+KILL_RANK_ENV = "GANCORE_TEST_KILL_RANK"
+KILL_SIGNAL_ENV = "GANCORE_TEST_KILL_SIGNAL"
 
 
 class TrainingDiverged(RuntimeError):
@@ -46,8 +57,9 @@ class TrainingDiverged(RuntimeError):
 
 
 class Trainer:
-    def __init__(self, cfg, run_dir, device: torch.device):
-        self.cfg, self.run_dir, self.device = cfg, Path(run_dir), device
+    def __init__(self, cfg, run_dir, device: torch.device, dist: Dist = SINGLE):
+        self.cfg, self.run_dir, self.device, self.dist = cfg, Path(run_dir), device, dist
+        check_batch_size(cfg.batch_size, dist)
         _seed_everything(cfg.seed)
         train = self._training_data()  # (N, D) float32 numpy
         pixel_mean = torch.from_numpy(train.mean(axis=0, dtype=np.float64))
@@ -59,10 +71,12 @@ class Trainer:
         self.perm_rng = torch.Generator().manual_seed(cfg.seed + 2)
         if hasattr(self.disc, "generator"):
             self.disc.generator = self.rng  # dropout masks come from the run's generator
+        if hasattr(self.disc, "shard"):
+            self.disc.shard = dist.shard  # global masks, this rank's rows
         self.opt_g = make_optimizer(cfg, self.gen.parameters())
         self.opt_d = make_optimizer(cfg, self.disc.parameters())
-        self.stream = MinibatchStream(self.data, cfg.batch_size, self.perm_rng)
-        self.game = Game(cfg, self.gen, self.disc, self.opt_g, self.opt_d, self.stream, self.rng)
+        self.stream = MinibatchStream(self.data, cfg.batch_size, self.perm_rng, rows=dist.rows(cfg.batch_size))
+        self.game = Game(cfg, self.gen, self.disc, self.opt_g, self.opt_d, self.stream, self.rng, shard=dist.shard)
         per_step = cfg.batch_size * cfg.k
         self.steps_per_epoch = self.data.shape[0] // per_step
         if self.steps_per_epoch == 0:
@@ -99,8 +113,14 @@ class Trainer:
     def run(self) -> None:
         """Train until ``total_steps``; checkpoint every epoch, at the end and on Ctrl-C/SIGTERM."""
         cfg = self.cfg
+        if self.dist.enabled and not self.game.ddp:
+            # Collective (DDP checks every rank holds the same parameters), hence here and not in
+            # __init__: main() first makes sure every rank built its trainer.
+            self.game.attach_ddp(wrap(self.gen, self.device), wrap(self.disc, self.device))
         kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
-        progress = Progress(self.total_steps, self.step)
+        if os.environ.get(KILL_RANK_ENV, "") not in ("", str(self.dist.rank)):
+            kill_at = 0
+        progress = Progress(self.total_steps, self.step) if self.dist.is_main else _NoProgress()
         acc = torch.zeros(4, dtype=torch.float64, device=self.device)
         n_acc, t_last, step_last = 0, time.perf_counter(), self.step
         old_handlers = self._install_signal_handlers()
@@ -113,9 +133,11 @@ class Trainer:
                 n_acc += 1
                 self.step += 1
                 if kill_at and self.step == kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
+                    os.kill(os.getpid(), getattr(signal, os.environ.get(KILL_SIGNAL_ENV) or "SIGKILL"))
                 end_of_epoch = self.step % self.steps_per_epoch == 0
-                if self.step % cfg.log_every == 0 or end_of_epoch or self.step == self.total_steps or self._stop_signal:
+                sync_point = self.step % cfg.log_every == 0 or end_of_epoch or self.step == self.total_steps
+                stop = self._stop_requested(sync_point)
+                if sync_point or stop:
                     now = time.perf_counter()
                     self._log_metrics(
                         acc, n_acc, lr, mom, (self.step - step_last) * cfg.batch_size * cfg.k / (now - t_last), progress
@@ -126,23 +148,36 @@ class Trainer:
                     progress.message(f"epoch {self.step // self.steps_per_epoch} done (step {self.step})")
                     self.save_samples(f"epoch_{self.step // self.steps_per_epoch:04d}.png")
                     self.save_checkpoint()
-                    plot_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png")
+                    self._plot_curves()
                     t_last = time.perf_counter()  # do not charge the checkpoint to the next interval
-                if self._stop_signal:
-                    progress.message(
-                        f"signal {self._stop_signal}: saving a checkpoint at step {self.step} and stopping"
-                    )
+                # One process also honours a signal that arrived while the epoch's checkpoint was written.
+                if stop or (not self.dist.enabled and self._stop_signal):
+                    why = f"signal {self._stop_signal}" if self._stop_signal else "another rank was signalled"
+                    progress.message(f"{why}: saving a checkpoint at step {self.step} and stopping")
                     self.save_checkpoint()
                     raise KeyboardInterrupt
             if self.saved_step != self.step:
                 self.save_checkpoint()
             self.save_samples("final.png")
-            plot_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png")
+            self._plot_curves()
+            self.dist.barrier()  # the final checkpoint is on disk before any rank goes on to evaluate it
         finally:
             progress.close()
             _restore_signal_handlers(old_handlers)
 
+    def _stop_requested(self, sync_point: bool) -> bool:
+        """Stop after this step? One process: when signalled. Data parallel: when any rank was
+        signalled, decided together at logging steps so that every rank stops after the same step."""
+        if not self.dist.enabled:
+            return bool(self._stop_signal)
+        return sync_point and self.dist.any(bool(self._stop_signal))
+
+    def _plot_curves(self) -> None:
+        if self.dist.is_main:
+            plot_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png")
+
     def _log_metrics(self, acc, n_acc, lr, mom, images_per_s, progress) -> None:
+        self.dist.mean_(acc)  # every rank gets the global means, so every rank sees a NaN
         mean = (acc / n_acc).tolist()  # the one device sync per interval
         if not all(math.isfinite(v) for v in mean):
             last = checkpoint.latest(self.run_dir)
@@ -160,16 +195,20 @@ class Trainer:
             d_fake=mean[3],
             lr=lr,
             momentum=mom,
-            images_per_s=images_per_s,
+            images_per_s=images_per_s,  # all ranks together: global batch size x steps / time
         )
+        if not self.dist.is_main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         progress.update(self.step, (self.step - 1) // self.steps_per_epoch, row)
 
     # ------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def save_samples(self, name: str) -> Path:
-        """G(fixed noise) as a grid; G in eval mode (batch norm uses running statistics)."""
+    def save_samples(self, name: str) -> Path | None:
+        """G(fixed noise) as a grid; G in eval mode (batch norm uses running statistics). Rank 0 only."""
+        if not self.dist.is_main:
+            return None
         self.gen.eval()
         x = self.gen(self.fixed_noise).float().cpu().numpy()  # (rows*cols, D) in [0, 1]
         self.gen.train()
@@ -177,7 +216,20 @@ class Trainer:
             self.run_dir / "samples" / name, x, self.cfg.image_shape, self.cfg.sample_rows, self.cfg.sample_cols
         )
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self) -> Path | None:
+        """Write a checkpoint (rank 0; its state is every rank's, see the module docstring)."""
+        if not self.dist.is_main:
+            self.saved_step = self.step
+            return None
+        # An update can blow the weights up after the last finite loss was logged; a checkpoint
+        # holding NaN/inf would replace the last good one, so refuse to write it.
+        for name, model in (("G", self.gen), ("D", self.disc)):
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                last = checkpoint.latest(self.run_dir)
+                raise TrainingDiverged(
+                    f"{name}'s weights became NaN/inf by step {self.step}; no checkpoint written. The last "
+                    f"good checkpoint, {last if last else '(none yet)'}, is untouched. Try a smaller --lr."
+                )
         tensors = {}
         tensors.update(self.opt_g.state_tensors("opt_g"))
         tensors.update(self.opt_d.state_tensors("opt_d"))
@@ -200,6 +252,7 @@ class Trainer:
             config=self.cfg.to_dict(),
             config_fingerprint=self.cfg.fingerprint(),
             torch_version=torch.__version__,
+            world_size=self.dist.world_size,
             rng_numpy=dict(pos=int(np_state[2]), has_gauss=int(np_state[3]), cached_gaussian=float(np_state[4])),
             rng_python=dict(version=py_state[0], state=list(py_state[1]), gauss_next=py_state[2]),
         )
@@ -253,7 +306,16 @@ class Trainer:
         self.step = self.saved_step = int(meta["step"])
         if self.step % self.steps_per_epoch:
             self.stream.restore(t["stream.perm"], int(meta["stream_pos"]))
-        _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+        saved_world = int(meta.get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            log.warning(
+                "checkpoint made by %d process(es), resuming with %d: the minibatches and random numbers "
+                "continue exactly, the float summation order differs, so the run is not bit-identical",
+                saved_world,
+                self.dist.world_size,
+            )
+        if self.dist.is_main:
+            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
 
     # ------------------------------------------------------------------------------------------
     def _install_signal_handlers(self):
@@ -271,6 +333,19 @@ class Trainer:
             except ValueError:  # not the main thread: leave signals alone
                 pass
         return old
+
+
+class _NoProgress:
+    """What ranks other than 0 report: nothing."""
+
+    def update(self, *args) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _restore_signal_handlers(old) -> None:
