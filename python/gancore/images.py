@@ -19,7 +19,8 @@ def make_grid(samples: np.ndarray, image_shape, rows: int, cols: int, pad: int =
     n = rows * cols
     if samples.shape[0] < n:
         raise ValueError(f"a {rows}x{cols} grid needs {n} samples; got {samples.shape[0]}")
-    imgs = np.clip(np.asarray(samples[:n], dtype=np.float32), 0.0, 1.0).reshape(n, c, h, w)
+    # NaN pixels (a diverging run's last grid) are drawn black instead of warning in the uint8 cast.
+    imgs = np.clip(np.nan_to_num(np.asarray(samples[:n], dtype=np.float32), nan=0.0), 0.0, 1.0).reshape(n, c, h, w)
     imgs = (imgs * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)  # (n, H, W, C)
     grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 128, dtype=np.uint8)
     for i in range(n):
