@@ -24,6 +24,7 @@ distance GEMM (2·m·n·d flops per pass over the data).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import os
 import statistics
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 import gancore
+from gancore import _core
 
 CHUNK = 1000  # query rows per chunk for the NumPy/PyTorch baselines (bounded memory, like gancore)
 
@@ -148,6 +150,20 @@ def sklearn_knn1(q, r):
 
 
 # ------------------------------------------------------------------------------------- harness
+@contextlib.contextmanager
+def forced_knn_screen(name: str):
+    """Run gancore.nearest_neighbors with the given first pass (GANCORE_KNN_SCREEN, read per call)."""
+    old = os.environ.get("GANCORE_KNN_SCREEN")
+    os.environ["GANCORE_KNN_SCREEN"] = name
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("GANCORE_KNN_SCREEN", None)
+        else:
+            os.environ["GANCORE_KNN_SCREEN"] = old
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -337,12 +353,22 @@ def main(argv=None):
         m, n, d = len(q), len(ref), q.shape[1]
         print(f"\n{name} exact 1-NN: {m} × {n}, d = {d}")
         flops = 2 * m * n * d / 1e9
+        screen = _core.knn_screen(m, n, d)
+        print(f"  gancore screens with: {screen}")
         sec, (idx, dist) = timed(lambda: gancore.nearest_neighbors(q, ref, 1), r)
         ours = idx[:, 0]
-        table.add(name, "gancore (exact)", sec, "reference", flops / sec, mem(lambda: gancore.nearest_neighbors(q, ref, 1)))
+        table.add(name, f"gancore (exact, {screen} screen)", sec, "reference", flops / sec,
+                  mem(lambda: gancore.nearest_neighbors(q, ref, 1)))
         if name == "N1":
             sec1, _ = timed(lambda: gancore.nearest_neighbors(q, ref, 1, n_threads=1), r)
             table.add(name, "gancore (exact, 1 thread)", sec1, f"scaling {sec1 / sec:.2f}×", flops / sec1, float("nan"))
+        if screen != "gemm":
+            # The same kernel with its portable first pass, for CPUs without AMX.
+            with forced_knn_screen("gemm"):
+                sec_g, (idx_g, dist_g) = timed(lambda: gancore.nearest_neighbors(q, ref, 1), r)
+            same = bool(np.array_equal(idx_g, idx) and np.array_equal(dist_g, dist))
+            table.add(name, "gancore (exact, gemm screen)", sec_g, "identical" if same else "DIFFERENT",
+                      flops / sec_g, float("nan"))
         for tool, fn in (("numpy f32", numpy_knn1), ("torch f32 addmm", torch_knn1),
                          ("faiss-cpu IndexFlatL2", faiss_knn1), ("sklearn brute", sklearn_knn1)):
             if tool.split()[0] in skip:

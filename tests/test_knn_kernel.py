@@ -1,11 +1,17 @@
 """gancore.nearest_neighbors against its NumPy twin (gancore._reference.nearest_neighbors)."""
 
+import contextlib
+import os
+
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gancore
+from gancore import _core
 from gancore import _reference as ref
+from gancore.data import load_split
 from _kernel_strategies import matrix_pairs
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -87,3 +93,67 @@ def test_one_query_against_many_references_is_split_across_threads():
     idx, dist = gancore.nearest_neighbors(q, r, 2, n_threads=2)
     assert idx[0, 0] == 12345
     check_against_reference(q, r, 2, idx, dist)
+
+
+# --- The AMX bf16 screen (knn_bf16.rs) must give exactly what the GEMM screen gives. ---------
+
+
+@contextlib.contextmanager
+def knn_screen(name):
+    """Force the first pass of nearest_neighbors (GANCORE_KNN_SCREEN is read at every call)."""
+    old = os.environ.get("GANCORE_KNN_SCREEN")
+    os.environ["GANCORE_KNN_SCREEN"] = name
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["GANCORE_KNN_SCREEN"]
+        else:
+            os.environ["GANCORE_KNN_SCREEN"] = old
+
+
+def require_amx():
+    with knn_screen("amx"):
+        if _core.knn_screen(64, 64, 64) != "amx-bf16":
+            pytest.skip("this CPU (or OS) offers no AMX bf16 tiles, so only the GEMM screen exists here")
+
+
+@SETTINGS
+@given(pair=matrix_pairs(), data=st.data())
+def test_amx_screen_matches_brute_force(pair, data):
+    require_amx()
+    q, r, _, _ = pair
+    k = data.draw(st.integers(1, r.shape[0]))
+    with knn_screen("amx"):
+        idx, dist = gancore.nearest_neighbors(q, r, k)
+    check_against_reference(q, r, k, idx, dist)
+
+
+def test_amx_and_gemm_screens_agree_on_mnist_pixels_and_generator_like_rows():
+    require_amx()
+    train = load_split("mnist", "train")[:6000]
+    test = load_split("mnist", "test")[:300]
+    rng = np.random.default_rng(4)
+    # Generator-like queries: continuous values, not representable in bf16 (rounding residuals).
+    blurred = np.clip(test + rng.normal(0, 0.05, test.shape), 0, 1).astype(np.float32)
+    # Near-duplicates of training images: the nearest neighbour must be the original row.
+    copies = train[:50] + np.float32(1e-3) * rng.standard_normal((50, 784), dtype=np.float32)
+    for q, k in [(test, 1), (blurred, 5), (copies, 2), (test.astype(np.float64), 3)]:
+        r = train.astype(q.dtype)
+        with knn_screen("amx"):
+            got = gancore.nearest_neighbors(q, r, k)
+        with knn_screen("gemm"):
+            want = gancore.nearest_neighbors(q, r, k)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    check_against_reference(copies, train, 2, *gancore.nearest_neighbors(copies, train, 2))
+    assert (gancore.nearest_neighbors(copies, train, 1)[0][:, 0] == np.arange(50)).all()
+
+
+def test_auto_screen_uses_amx_only_for_large_problems():
+    require_amx()
+    with knn_screen("auto"):
+        assert _core.knn_screen(10000, 60000, 784) == "amx-bf16"
+        assert _core.knn_screen(10, 10, 784) == "gemm"
+        assert _core.knn_screen(10000, 60000, 8) == "gemm"
+    with knn_screen("gemm"):
+        assert _core.knn_screen(10000, 60000, 784) == "gemm"

@@ -33,3 +33,9 @@ def nearest_neighbors(
     Ascending, ties broken by the lower index; 1 ≤ k ≤ n. The GIL is released; Ctrl-C raises
     ``KeyboardInterrupt`` between tiles.
     """
+
+def knn_screen(m: int, n: int, d: int) -> str:
+    """First pass ``nearest_neighbors`` uses for an m × n × d problem here: ``"amx-bf16"`` or ``"gemm"``.
+
+    The answer is identical either way; ``GANCORE_KNN_SCREEN=gemm|amx|auto`` overrides the choice.
+    """

@@ -25,9 +25,9 @@ const TILE_BYTES: usize = 4 << 20;
 
 /// A (distance, index) pair ordered by distance, then index: the documented tie-break.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Neighbour {
-    dist: f64,
-    index: usize,
+pub(crate) struct Neighbour {
+    pub dist: f64,
+    pub index: usize,
 }
 
 impl Eq for Neighbour {}
@@ -46,19 +46,19 @@ impl PartialOrd for Neighbour {
 
 /// The k best exact neighbours seen so far (a max-heap: the worst kept one is on top).
 #[derive(Clone)]
-struct TopK {
+pub(crate) struct TopK {
     k: usize,
     heap: BinaryHeap<Neighbour>,
 }
 
 impl TopK {
-    fn new(k: usize) -> Self {
+    pub(crate) fn new(k: usize) -> Self {
         Self { k, heap: BinaryHeap::with_capacity(k + 1) }
     }
 
     /// The k-th best exact distance, or +∞ while fewer than k are known.
     #[inline]
-    fn threshold(&self) -> f64 {
+    pub(crate) fn threshold(&self) -> f64 {
         if self.heap.len() < self.k {
             f64::INFINITY
         } else {
@@ -67,7 +67,7 @@ impl TopK {
     }
 
     #[inline]
-    fn offer(&mut self, cand: Neighbour) {
+    pub(crate) fn offer(&mut self, cand: Neighbour) {
         if self.heap.len() < self.k {
             self.heap.push(cand);
         } else if let Some(worst) = self.heap.peek() {
@@ -83,10 +83,48 @@ impl TopK {
     }
 }
 
+/// Which first pass screens the references (the answer is the same; only the speed differs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// AMX when the CPU has it and the problem is large enough, else the float32 GEMM.
+    Auto,
+    /// Float32 (or float64) GEMM distance tiles with a relative error bound.
+    Gemm,
+    /// bf16 AMX tile products with a residual + accumulation bound (`knn_bf16.rs`); falls back to
+    /// `Gemm` where AMX is unavailable.
+    Amx,
+}
+
+impl Screen {
+    /// `GANCORE_KNN_SCREEN=auto|gemm|amx` (default auto), read at each call.
+    pub fn from_env() -> Screen {
+        match std::env::var("GANCORE_KNN_SCREEN").as_deref() {
+            Ok("gemm") => Screen::Gemm,
+            Ok("amx") => Screen::Amx,
+            _ => Screen::Auto,
+        }
+    }
+
+    /// The screen that actually runs for an m × n × d problem.
+    pub fn resolve(self, m: usize, n: usize, d: usize) -> Screen {
+        let amx = crate::knn_bf16::usable(d);
+        match self {
+            Screen::Gemm => Screen::Gemm,
+            Screen::Amx if amx => Screen::Amx,
+            Screen::Amx => Screen::Gemm,
+            // Below ~10⁸ multiply-adds, packing and tile set-up cost more than they save; below
+            // d = 32 most of each 32-deep tile step would multiply padding.
+            Screen::Auto if amx && d >= 32 && (m as f64) * (n as f64) * (d as f64) >= 1e8 => Screen::Amx,
+            Screen::Auto => Screen::Gemm,
+        }
+    }
+}
+
 /// Exact k nearest rows of `reference` for every row of `queries`.
 ///
 /// Writes `indices[i * k + t]` and `sq_distances[i * k + t]` for the t-th nearest neighbour of
-/// query row i, ascending, ties broken by the lower index.
+/// query row i, ascending, ties broken by the lower index. The screen is chosen by
+/// [`Screen::from_env`] (normally automatic).
 pub fn nearest_neighbors<T: Real>(
     queries: MatRef<'_, T>,
     reference: MatRef<'_, T>,
@@ -96,7 +134,22 @@ pub fn nearest_neighbors<T: Real>(
     indices: &mut [i64],
     sq_distances: &mut [f64],
 ) -> Result<(), KernelError> {
-    check_pair(&queries, "queries", &reference, "reference")?;
+    nearest_neighbors_screened(Screen::from_env(), queries, reference, k, n_threads, cancel, indices, sq_distances)
+}
+
+/// [`nearest_neighbors`] with an explicit choice of screen.
+#[allow(clippy::too_many_arguments)]
+pub fn nearest_neighbors_screened<T: Real>(
+    screen: Screen,
+    queries: MatRef<'_, T>,
+    reference: MatRef<'_, T>,
+    k: usize,
+    n_threads: usize,
+    cancel: &Cancel,
+    indices: &mut [i64],
+    sq_distances: &mut [f64],
+) -> Result<(), KernelError> {
+    let max_abs = check_pair(&queries, "queries", &reference, "reference", n_threads)?;
     let (m, n, d) = (queries.rows(), reference.rows(), queries.cols());
     if k == 0 || k > n {
         return Err(KernelError::BadK { k, n });
@@ -109,6 +162,40 @@ pub fn nearest_neighbors<T: Real>(
     if m == 0 {
         return Ok(());
     }
+    let (items, partial) = match screen.resolve(m, n, d) {
+        Screen::Amx => crate::knn_bf16::screen(queries, reference, max_abs, k, n_threads, cancel)?,
+        _ => screen_gemm(queries, reference, k, n_threads, cancel)?,
+    };
+
+    // Merge reference chunks of the same query rows, then write out in ascending order.
+    let mut merged: Vec<Option<TopK>> = vec![None; m];
+    for (w, tops) in items.iter().zip(partial) {
+        for (i, top) in tops.into_iter().enumerate() {
+            match &mut merged[w.q0 + i] {
+                slot @ None => *slot = Some(top),
+                Some(acc) => top.heap.into_iter().for_each(|nb| acc.offer(nb)),
+            }
+        }
+    }
+    for (i, top) in merged.into_iter().enumerate() {
+        let sorted = top.expect("every query row is covered by the plan").into_sorted();
+        for (t, nb) in sorted.iter().enumerate() {
+            indices[i * k + t] = nb.index as i64;
+            sq_distances[i * k + t] = nb.dist;
+        }
+    }
+    Ok(())
+}
+
+/// Per-item top-k lists from the float32/float64 GEMM screen.
+fn screen_gemm<T: Real>(
+    queries: MatRef<'_, T>,
+    reference: MatRef<'_, T>,
+    k: usize,
+    n_threads: usize,
+    cancel: &Cancel,
+) -> Result<(Vec<WorkItem>, Vec<Vec<TopK>>), KernelError> {
+    let (m, n, d) = (queries.rows(), reference.rows(), queries.cols());
     // Rigorous error bound of a tile entry relative to ‖q‖² + ‖r‖² (see parzen.rs: Accuracy).
     let u = T::UNIT_ROUNDOFF;
     let dd = d as f64 + 4.0;
@@ -139,25 +226,7 @@ pub fn nearest_neighbors<T: Real>(
         }
         Ok(scratch.tops)
     })?;
-
-    // Merge reference chunks of the same query rows, then write out in ascending order.
-    let mut merged: Vec<Option<TopK>> = vec![None; m];
-    for (w, tops) in items.iter().zip(partial) {
-        for (i, top) in tops.into_iter().enumerate() {
-            match &mut merged[w.q0 + i] {
-                slot @ None => *slot = Some(top),
-                Some(acc) => top.heap.into_iter().for_each(|nb| acc.offer(nb)),
-            }
-        }
-    }
-    for (i, top) in merged.into_iter().enumerate() {
-        let sorted = top.expect("every query row is covered by the plan").into_sorted();
-        for (t, nb) in sorted.iter().enumerate() {
-            indices[i * k + t] = nb.index as i64;
-            sq_distances[i * k + t] = nb.dist;
-        }
-    }
-    Ok(())
+    Ok((items, partial))
 }
 
 struct Scratch {
@@ -269,13 +338,57 @@ mod tests {
         out
     }
 
+    /// The GEMM screen's answer, after checking that the AMX screen (where the CPU has it) gives
+    /// exactly the same indices and distances.
     fn run(q: &[f32], r: &[f32], d: usize, k: usize, threads: usize) -> Vec<(f64, usize)> {
         let qm = MatRef::new("queries", q, q.len() / d, d).unwrap();
         let rm = MatRef::new("reference", r, r.len() / d, d).unwrap();
-        let mut idx = vec![0i64; qm.rows() * k];
-        let mut dist = vec![0.0; qm.rows() * k];
-        nearest_neighbors(qm, rm, k, threads, &Cancel::new(), &mut idx, &mut dist).unwrap();
-        dist.into_iter().zip(idx.into_iter().map(|i| i as usize)).collect()
+        let mut out = Vec::new();
+        for screen in [Screen::Gemm, Screen::Amx] {
+            let mut idx = vec![0i64; qm.rows() * k];
+            let mut dist = vec![0.0; qm.rows() * k];
+            nearest_neighbors_screened(screen, qm, rm, k, threads, &Cancel::new(), &mut idx, &mut dist).unwrap();
+            out.push(dist.into_iter().zip(idx.into_iter().map(|i| i as usize)).collect::<Vec<_>>());
+        }
+        assert_eq!(out[0], out[1], "the AMX screen disagrees with the GEMM screen");
+        out.swap_remove(0)
+    }
+
+    #[test]
+    fn amx_screen_is_exact_on_image_like_and_continuous_data() {
+        // 8-bit "pixels" (exact in bf16 after scaling), continuous values (rounding residuals), and
+        // queries that duplicate references (ties at distance 0): all must match brute force.
+        let mut seed = 3;
+        let d = 70;
+        let (m, n) = (150, 900);
+        let pix: Vec<f32> = (0..(m + n) * d).map(|_| (lcg(&mut seed) * 256.0).floor() as f32 / 255.0).collect();
+        let (q, r) = pix.split_at(m * d);
+        for k in [1, 4] {
+            assert_eq!(run(q, r, d, k, 2), brute(q, r, d, k), "pixels, k={k}");
+        }
+        let cont: Vec<f32> = (0..(m + n) * d).map(|_| (lcg(&mut seed) - 0.5) as f32 * 7.0).collect();
+        let (q, r) = cont.split_at(m * d);
+        assert_eq!(run(q, r, d, 3, 2), brute(q, r, d, 3), "continuous");
+        let mut dup = r[..m * d].to_vec();
+        dup[5] += 1e-6;
+        assert_eq!(run(&dup, r, d, 2, 1), brute(&dup, r, d, 2), "near-duplicates");
+    }
+
+    #[test]
+    fn amx_screen_handles_float64_and_tiny_magnitudes() {
+        let mut seed = 9;
+        let d = 33;
+        let q: Vec<f64> = (0..40 * d).map(|_| lcg(&mut seed) * 1e-200).collect();
+        let r: Vec<f64> = (0..500 * d).map(|_| lcg(&mut seed) * 1e-200).collect();
+        let qm = MatRef::new("queries", &q, 40, d).unwrap();
+        let rm = MatRef::new("reference", &r, 500, d).unwrap();
+        let mut res = Vec::new();
+        for screen in [Screen::Gemm, Screen::Amx] {
+            let (mut idx, mut dist) = (vec![0i64; 40 * 2], vec![0.0; 40 * 2]);
+            nearest_neighbors_screened(screen, qm, rm, 2, 2, &Cancel::new(), &mut idx, &mut dist).unwrap();
+            res.push((idx, dist));
+        }
+        assert_eq!(res[0], res[1]);
     }
 
     #[test]

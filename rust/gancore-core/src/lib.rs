@@ -20,9 +20,12 @@
 //! Inputs are row-major slices with explicit dimensions ([`MatRef`]); every misuse is a
 //! [`KernelError`], never a panic.
 
+mod amx;
+mod bf16;
 pub mod distance;
 pub mod error;
 pub mod knn;
+mod knn_bf16;
 mod math;
 mod simd;
 pub mod matrix;
@@ -30,7 +33,8 @@ pub mod parallel;
 pub mod parzen;
 
 pub use error::KernelError;
-pub use knn::nearest_neighbors;
+pub use amx::available as amx_available;
+pub use knn::{nearest_neighbors, nearest_neighbors_screened, Screen};
 pub use matrix::{MatRef, Real};
 pub use parallel::{resolve_threads, Cancel};
 pub use parzen::parzen_loglik;

@@ -1,6 +1,7 @@
 //! Borrowed row-major matrices and the two element types the kernels accept.
 
 use crate::error::KernelError;
+use crate::parallel::{run_items, Cancel, WorkItem};
 
 /// Element types of input matrices: `f32` and `f64`.
 ///
@@ -93,33 +94,51 @@ impl<'a, T: Real> MatRef<'a, T> {
         MatRef { data: &self.data[start * self.cols..end * self.cols], rows: end - start, cols: self.cols }
     }
 
-    /// Error naming the first non-finite entry, or the largest magnitude if it exceeds `limit`.
-    pub fn check_values(&self, name: &'static str, limit: f64) -> Result<(), KernelError> {
-        // One pass of max |v| per chunk: NaN and ±inf make the chunk's maximum non-finite, so the
-        // rare bad chunk is then scanned again to name the exact element.
-        let mut largest = 0.0f64;
-        for (c, chunk) in self.data.chunks(4096).enumerate() {
-            let top = chunk.iter().fold(0.0f64, |a, v| {
-                let m = v.to_f64().abs();
-                if m > a || m.is_nan() { m } else { a }
+    /// Error naming the first non-finite entry, or the largest magnitude if it exceeds `limit`;
+    /// otherwise the largest magnitude.
+    pub fn check_values(&self, name: &'static str, limit: f64) -> Result<f64, KernelError> {
+        // One vectorised pass of max |v| and "every |v| ≤ MAX" (false for NaN and ±inf); only if
+        // that fails is the data scanned again to name the exact element.
+        let mut scan = (0.0f64, true);
+        max_abs_all_finite(&self.data, &mut scan);
+        let (largest, finite) = scan;
+        if !finite {
+            let flat = self.data.iter().position(|v| !v.to_f64().is_finite()).unwrap_or(0);
+            return Err(KernelError::NonFinite {
+                name,
+                value: self.data[flat].to_f64(),
+                row: flat / self.cols.max(1),
+                col: flat % self.cols.max(1),
             });
-            if !top.is_finite() {
-                let off = chunk.iter().position(|v| !v.to_f64().is_finite()).unwrap_or(0);
-                let flat = c * 4096 + off;
-                return Err(KernelError::NonFinite {
-                    name,
-                    value: self.data[flat].to_f64(),
-                    row: flat / self.cols.max(1),
-                    col: flat % self.cols.max(1),
-                });
-            }
-            largest = largest.max(top);
         }
         if largest > limit {
             return Err(KernelError::TooLarge { name, value: largest, limit, dtype: T::NAME });
         }
-        Ok(())
+        Ok(largest)
     }
+}
+
+crate::simd::multiversion!(fn max_abs_all_finite<T>(data: & &[T], out: &mut (f64, bool)) -> () => max_abs_all_finite_body);
+
+#[inline(always)]
+fn max_abs_all_finite_body<T: Real>(data: & &[T], out: &mut (f64, bool)) {
+    let mut top = [0.0f64; 8];
+    let mut finite = [true; 8];
+    let chunks = data.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            let m = c[l].to_f64().abs();
+            top[l] = if m > top[l] { m } else { top[l] };
+            finite[l] &= m <= f64::MAX;
+        }
+    }
+    for (l, v) in rest.iter().enumerate() {
+        let m = v.to_f64().abs();
+        top[l] = if m > top[l] { m } else { top[l] };
+        finite[l] &= m <= f64::MAX;
+    }
+    *out = (top.iter().fold(0.0f64, |a, &b| a.max(b)), finite.iter().all(|&f| f));
 }
 
 /// Largest |value| for which every quantity of the distance expansion stays finite in `T`:
@@ -129,12 +148,14 @@ pub fn magnitude_limit<T: Real>(d: usize) -> f64 {
 }
 
 /// Check the shapes shared by both kernels: same d, d ≥ 1, at least one reference row, finite.
+/// Returns the largest |value| of both matrices.
 pub(crate) fn check_pair<T: Real>(
     q: &MatRef<'_, T>,
     q_name: &'static str,
     r: &MatRef<'_, T>,
     r_name: &'static str,
-) -> Result<(), KernelError> {
+    n_threads: usize,
+) -> Result<f64, KernelError> {
     if q.cols() != r.cols() {
         return Err(KernelError::DimMismatch { a: q_name, b: r_name, da: q.cols(), db: r.cols() });
     }
@@ -145,7 +166,24 @@ pub(crate) fn check_pair<T: Real>(
         return Err(KernelError::NoColumns { name: r_name });
     }
     let limit = magnitude_limit::<T>(q.cols());
-    q.check_values(q_name, limit)?;
-    r.check_values(r_name, limit)?;
-    Ok(())
+    let q_max = check_values_parallel(q, q_name, limit, n_threads)?;
+    let r_max = check_values_parallel(r, r_name, limit, n_threads)?;
+    Ok(q_max.max(r_max))
+}
+
+/// [`MatRef::check_values`] over row blocks on the kernel's threads: the pass reads every input
+/// once and is bound by memory bandwidth, which one core alone does not saturate.
+fn check_values_parallel<T: Real>(m: &MatRef<'_, T>, name: &'static str, limit: f64, n_threads: usize) -> Result<f64, KernelError> {
+    const ROWS: usize = 4096;
+    let items: Vec<WorkItem> =
+        (0..m.rows()).step_by(ROWS).map(|q0| WorkItem { q0, q1: (q0 + ROWS).min(m.rows()), r0: 0, r1: 1 }).collect();
+    let cancel = Cancel::new();
+    let parts = run_items(&items, m.cols(), n_threads, &cancel, |w| {
+        // Row numbers in the error must be those of the whole matrix.
+        m.row_block(w.q0, w.q1).check_values(name, limit).map_err(|e| match e {
+            KernelError::NonFinite { name, value, row, col } => KernelError::NonFinite { name, value, row: row + w.q0, col },
+            other => other,
+        })
+    })?;
+    Ok(parts.into_iter().fold(0.0f64, f64::max))
 }

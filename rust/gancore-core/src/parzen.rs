@@ -165,7 +165,7 @@ pub fn parzen_loglik<T: Real>(
     cancel: &Cancel,
     out: &mut [f64],
 ) -> Result<(), KernelError> {
-    check_pair(&x, "x", &centers, "centers")?;
+    check_pair(&x, "x", &centers, "centers", n_threads)?;
     let bw = Bandwidths::new(sigmas)?;
     let (m, n, d) = (x.rows(), centers.rows(), x.cols());
     let expected = sigmas.len() * m;

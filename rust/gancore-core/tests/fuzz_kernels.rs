@@ -14,7 +14,7 @@
 
 use gancore_core::distance::exact_sq_distance;
 use gancore_core::matrix::magnitude_limit;
-use gancore_core::{nearest_neighbors, parzen_loglik, Cancel, KernelError, MatRef, Real};
+use gancore_core::{nearest_neighbors_screened, parzen_loglik, Cancel, KernelError, MatRef, Real, Screen};
 use proptest::prelude::*;
 
 /// A matrix of `rows × d` values at scale 10^exp, with optional duplicates and one poisoned value.
@@ -88,13 +88,15 @@ fn all_finite<T: Real>(v: &[T]) -> bool {
 }
 
 /// The nearest-neighbour property for one element type.
-fn check_knn<T: Real>(c: &Case, k: usize, threads: usize, f: fn(f64) -> T) -> Result<(), TestCaseError> {
+/// `amx` forces the AMX bf16 screen (the GEMM screen where the CPU lacks AMX).
+fn check_knn<T: Real>(c: &Case, k: usize, threads: usize, amx: bool, f: fn(f64) -> T) -> Result<(), TestCaseError> {
     let (q, r) = (cast(&c.q, f), cast(&c.r, f));
     let qm = MatRef::new("queries", &q, c.m, c.d).unwrap();
     let rm = MatRef::new("reference", &r, c.n, c.d).unwrap();
     let mut idx = vec![0i64; c.m * k];
     let mut dist = vec![0.0f64; c.m * k];
-    let got = nearest_neighbors(qm, rm, k, threads, &Cancel::new(), &mut idx, &mut dist);
+    let screen = if amx { Screen::Amx } else { Screen::Gemm };
+    let got = nearest_neighbors_screened(screen, qm, rm, k, threads, &Cancel::new(), &mut idx, &mut dist);
     let limit = magnitude_limit::<T>(c.d);
     let bad_values = !all_finite(&q) || !all_finite(&r) || max_abs(&q) > limit || max_abs(&r) > limit;
     if bad_values || k == 0 || k > c.n {
@@ -178,13 +180,13 @@ proptest! {
     }
 
     #[test]
-    fn knn_f32(c in case(17, -44), k in 0usize..42, threads in 0usize..4) {
-        check_knn::<f32>(&c, k, threads, |v| v as f32)?;
+    fn knn_f32(c in case(17, -44), k in 0usize..42, threads in 0usize..4, amx: bool) {
+        check_knn::<f32>(&c, k, threads, amx, |v| v as f32)?;
     }
 
     #[test]
-    fn knn_f64(c in case(160, -300), k in 0usize..42, threads in 0usize..4) {
-        check_knn::<f64>(&c, k, threads, |v| v)?;
+    fn knn_f64(c in case(160, -300), k in 0usize..42, threads in 0usize..4, amx: bool) {
+        check_knn::<f64>(&c, k, threads, amx, |v| v)?;
     }
 
     #[test]

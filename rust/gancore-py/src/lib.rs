@@ -173,11 +173,25 @@ fn nearest_neighbors<'py>(
     Err(PyTypeError::new_err("queries and reference must both be 2-D float32 or both be 2-D float64 arrays"))
 }
 
+/// knn_screen(m, n, d) -> str
+///
+/// Which first pass `nearest_neighbors` uses for m queries, n references of dimension d on this
+/// machine: "amx-bf16" (Intel AMX tiles) or "gemm" (float32/float64 SIMD GEMM). Results are
+/// identical either way; `GANCORE_KNN_SCREEN=gemm|amx|auto` overrides the choice.
+#[pyfunction]
+fn knn_screen(m: usize, n: usize, d: usize) -> &'static str {
+    match gancore_core::Screen::from_env().resolve(m, n, d) {
+        gancore_core::Screen::Amx => "amx-bf16",
+        _ => "gemm",
+    }
+}
+
 /// The native kernels of gancore (private: use the `gancore` package).
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parzen_loglik, m)?)?;
     m.add_function(wrap_pyfunction!(nearest_neighbors, m)?)?;
+    m.add_function(wrap_pyfunction!(knn_screen, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
