@@ -5,7 +5,7 @@ Run (opt-in, not part of the test suite; needs the `bench` extra: scipy, scikit-
     pip install '.[bench]' && python benches/bench_kernels.py --data-dir ../shared/datasets
 
 Workloads (issue "Core speed"), MNIST pixels scaled to [0,1] float32, d = 784:
-  P1  Parzen, one σ: 10,000 centres (train[0:10000]) × the 10,000 test images, σ = 0.2
+  P1  Parzen, one σ: 10,000 centers (train[0:10000]) × the 10,000 test images, σ = 0.2
   P2  Parzen protocol: 20 σ = logspace(-1, 0, 20) on 10,000 validation images (train[50000:60000]),
       then the best σ on the 10,000 test images
   N1  exact 1-NN: 10,000 test images against the 60,000 training images
@@ -284,7 +284,7 @@ def main(argv=None):
     print(f"gancore {gancore.__version__}; numpy {np.__version__}; torch {torch.__version__} "
           f"({torch.get_num_threads()} threads); {threads} cores")
     train, test = load_mnist(args.data_dir)
-    centres, valid = train[:10000], train[50000:60000]
+    centers, valid = train[:10000], train[50000:60000]
     table = Table()
     mem = (lambda fn: float("nan")) if args.no_memory else peak_extra_mb
     skip = set(args.skip)
@@ -293,39 +293,39 @@ def main(argv=None):
     print(f"machine limit: NumPy float32 GEMM 10000×10000×784: {gemm_rate:.0f} GFLOP/s")
 
     if "P1" in args.only:
-        print("\nP1 Parzen σ=0.2, 10k test × 10k centres")
+        print("\nP1 Parzen σ=0.2, 10k test × 10k centers")
         flops = 2 * 10000 * 10000 * 784 / 1e9
-        sec, ours = timed(lambda: gancore.parzen_loglik(test, centres, 0.2), r)
-        table.add("P1", "gancore", sec, "reference", flops / sec, mem(lambda: gancore.parzen_loglik(test, centres, 0.2)))
-        sec1, _ = timed(lambda: gancore.parzen_loglik(test, centres, 0.2, n_threads=1), r)
+        sec, ours = timed(lambda: gancore.parzen_loglik(test, centers, 0.2), r)
+        table.add("P1", "gancore", sec, "reference", flops / sec, mem(lambda: gancore.parzen_loglik(test, centers, 0.2)))
+        sec1, _ = timed(lambda: gancore.parzen_loglik(test, centers, 0.2, n_threads=1), r)
         table.add("P1", "gancore (1 thread)", sec1, f"scaling {sec1 / sec:.2f}×", flops / sec1, float("nan"))
-        sec, res = timed(lambda: numpy_parzen(test, centres, 0.2), r)
+        sec, res = timed(lambda: numpy_parzen(test, centers, 0.2), r)
         table.add("P1", "numpy f32 + scipy logsumexp", sec, f"max dev {np.abs(res - ours).max():.1e} nats",
-                  flops / sec, mem(lambda: numpy_parzen(test, centres, 0.2)))
-        sec, res = timed(lambda: torch_parzen_many(test, centres, [0.2])[0], r)
+                  flops / sec, mem(lambda: numpy_parzen(test, centers, 0.2)))
+        sec, res = timed(lambda: torch_parzen_many(test, centers, [0.2])[0], r)
         table.add("P1", "torch f32 addmm + logsumexp", sec, f"max dev {np.abs(res - ours).max():.1e} nats",
-                  flops / sec, mem(lambda: torch_parzen_many(test, centres, [0.2])))
+                  flops / sec, mem(lambda: torch_parzen_many(test, centers, [0.2])))
 
     if "P2" in args.only:
-        print("\nP2 Parzen protocol: 20 σ on 10k validation, best σ on 10k test (10k centres)")
+        print("\nP2 Parzen protocol: 20 σ on 10k validation, best σ on 10k test (10k centers)")
         grid = np.logspace(-1, 0, 20)
         flops = 2 * 2 * 10000 * 10000 * 784 / 1e9
 
         def ours_p2():
-            v = gancore.parzen_loglik(valid, centres, grid).mean(axis=1)
-            return gancore.parzen_loglik(test, centres, grid[int(np.argmax(v))])
+            v = gancore.parzen_loglik(valid, centers, grid).mean(axis=1)
+            return gancore.parzen_loglik(test, centers, grid[int(np.argmax(v))])
 
         def per_sigma_p2():
-            v = [numpy_parzen(valid, centres, s).mean() for s in grid]
-            return numpy_parzen(test, centres, grid[int(np.argmax(v))])
+            v = [numpy_parzen(valid, centers, s).mean() for s in grid]
+            return numpy_parzen(test, centers, grid[int(np.argmax(v))])
 
         def tuned_p2():
-            v = numpy_parzen_many_tuned(valid, centres, grid).mean(axis=1)
-            return numpy_parzen_many_tuned(test, centres, [grid[int(np.argmax(v))]])[0]
+            v = numpy_parzen_many_tuned(valid, centers, grid).mean(axis=1)
+            return numpy_parzen_many_tuned(test, centers, [grid[int(np.argmax(v))]])[0]
 
         def torch_p2():
-            v = torch_parzen_many(valid, centres, grid).mean(axis=1)
-            return torch_parzen_many(test, centres, [grid[int(np.argmax(v))]])[0]
+            v = torch_parzen_many(valid, centers, grid).mean(axis=1)
+            return torch_parzen_many(test, centers, [grid[int(np.argmax(v))]])[0]
 
         sec, ours = timed(ours_p2, r)
         table.add("P2", "gancore", sec, "reference", flops / sec, mem(ours_p2))

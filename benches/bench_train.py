@@ -5,14 +5,14 @@
     python benches/bench_train.py --threads 1 --json out.json
 
 Both loops train the same model (G 100-1200-1200-784, D maxout 240x5 x2 with dropout 0.8/0.5, same
-initialisation, SGD lr 0.1 with momentum 0.5 and the per-step lr decay) on the bundled MNIST training
+initialization, SGD lr 0.1 with momentum 0.5 and the per-step lr decay) on the bundled MNIST training
 set, in the same process, in alternating timed blocks so that both see the same machine load.
 
 * ``straightforward``: what one writes first, after pytorch/examples' dcgan: a ``DataLoader`` over a
   ``TensorDataset`` (shuffle, batch 100), ``nn.Dropout`` layers, ``torch.optim.SGD`` per network,
   D step on ``D(x)`` and ``D(G(z).detach())``, then a G step through a fresh ``D(G(z))`` pass, and
   ``.item()`` on the losses and D outputs every step for logging;
-* ``gancore-<update>``: :class:`gancore.algorithm1.Game` as ``python -m gancore.train`` runs it: the
+* ``gancore-<update>``: :class:`gancore.train.algorithm1.Game` as ``python -m gancore.train`` runs it: the
   training set as one tensor on the device indexed per minibatch, one D pass per batch whose logits
   serve both players, gradients only for what is updated (``autograd.grad``), foreach momentum updates,
   statistics accumulated on the device and read once per logging interval, deterministic algorithms on.
@@ -31,14 +31,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-
+# The installed gancore (pip install '.[bench]'), like bench_kernels.py: the source tree has no compiled _core.
 import torch  # noqa: E402
-from gancore import config  # noqa: E402
-from gancore._optim import lr_at, make_optimizer  # noqa: E402
-from gancore.algorithm1 import Game, MinibatchStream  # noqa: E402
+from gancore.train import config  # noqa: E402
+from gancore.train.optimizers import lr_at, make_optimizer  # noqa: E402
+from gancore.train.algorithm1 import Game, MinibatchStream  # noqa: E402
 from gancore.data import load_split  # noqa: E402
-from gancore.models import build_models  # noqa: E402
+from gancore.train.models import build_models  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
@@ -135,7 +134,7 @@ class StraightforwardLoop:
 
 
 # ---------------------------------------------------------------------------------------------
-# gancore's loop (the body of gancore.trainer.Trainer.run, without the run directory)
+# gancore's loop (the body of gancore.train.trainer.Trainer.run, without the run directory)
 # ---------------------------------------------------------------------------------------------
 
 

@@ -55,9 +55,9 @@ def parzen_ll_2014(samples, valid, test, *, sigma_start=-1.0, sigma_end=0.0, cro
 def blobs(n, d=16, *, k=4, spread=0.04, seed=0):
     """n points in [0,1]^d from k tight Gaussian blobs (clipped), a cheap image-like stand-in."""
     rng = np.random.default_rng(seed)
-    centres = np.random.default_rng(12345).uniform(0.2, 0.8, size=(k, d))
+    centers = np.random.default_rng(12345).uniform(0.2, 0.8, size=(k, d))
     lab = rng.integers(k, size=n)
-    return np.clip(centres[lab] + spread * rng.standard_normal((n, d)), 0, 1).astype(np.float32)
+    return np.clip(centers[lab] + spread * rng.standard_normal((n, d)), 0, 1).astype(np.float32)
 
 
 class TinyGenerator:

@@ -41,7 +41,7 @@ TINY = [
 
 
 def tiny_config(**overrides):
-    from gancore import config
+    from gancore.train import config
 
     base = dict(
         dry_run=True,
@@ -78,7 +78,7 @@ def run_cli(args, env_extra=None, cwd=None) -> subprocess.CompletedProcess:
 
 def state_of(run_dir) -> dict:
     """G's and D's weights from the latest checkpoint of ``run_dir``, as NumPy arrays."""
-    from gancore import checkpoint
+    from gancore.train import checkpoints as checkpoint
     from safetensors.numpy import load_file
 
     ckpt = checkpoint.latest(run_dir)

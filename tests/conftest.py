@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import _budgets  # noqa: F401  (registers and loads the Hypothesis profile)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -10,8 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from _train_helpers import PYTHON_DIR, TINY, assert_same_state, run_cli, state_of, tiny_config  # noqa: E402
-from gancore import checkpoint, train  # noqa: E402
-from gancore.trainer import KILL_ENV  # noqa: E402
+from gancore.train import checkpoints as checkpoint  # noqa: E402
+from gancore.train import cli as train  # noqa: E402
+from gancore.train.trainer import KILL_ENV  # noqa: E402
 
 # 3 epochs of 8 iterations; the kill lands mid-epoch 2, after the epoch-1 checkpoint.
 ARGS = [*TINY, "--epochs", "3", "--update", "alternating", "--k", "1"]
@@ -36,7 +37,7 @@ def test_resume_after_ctrl_c_mid_epoch_is_bitwise_identical(tmp_path):
     simultaneous = [*TINY, "--epochs", "3"]  # the other update scheme than the kill -9 test
     assert train.main([*simultaneous, "--out", str(ref)]) == 0
     # A SIGINT delivered during iteration 11: the run finishes that iteration, checkpoints, exits 130.
-    from gancore import trainer as trainer_mod
+    from gancore.train import trainer as trainer_mod
 
     real_step = trainer_mod.Game.step
     calls = {"n": 0}
@@ -119,7 +120,7 @@ def test_load_generator_contract(finished_run):
     for key in ("dataset", "preset", "noise_dim", "noise_prior", "image_shape", "seed"):
         assert key in cfg
     assert cfg["image_shape"] == [1, 28, 28] and cfg["noise_dim"] == 8
-    from gancore.models import sample_noise
+    from gancore.train.models import sample_noise
 
     x = gen(sample_noise(3, cfg["noise_dim"], cfg["noise_prior"]))
     assert x.shape == (3, 784) and 0 <= x.min() and x.max() <= 1
@@ -132,7 +133,7 @@ def test_loading_never_unpickles(finished_run):
     ckpt = checkpoint.latest(finished_run)
     assert sorted(p.name for p in ckpt.iterdir()) == sorted([*checkpoint.FILES, "state.json"])
     code = (
-        "import pickle, sys\nfrom gancore import checkpoint\n"
+        "import pickle, sys\nfrom gancore.train import checkpoints as checkpoint\n"
         "def boom(*a, **k): raise AssertionError('unpickling')\n"
         "pickle.load = pickle.loads = boom\nimport torch\ntorch.load = boom\n"
         f"checkpoint.load_generator({str(finished_run)!r})\n"
@@ -143,7 +144,7 @@ def test_loading_never_unpickles(finished_run):
 
 
 def test_checkpoint_from_before_a_new_config_field_still_loads(finished_run):
-    """A field added to TrainConfig later (default = old behaviour) must not orphan old checkpoints."""
+    """A field added to TrainConfig later (default = old behavior) must not orphan old checkpoints."""
     ckpt = checkpoint.latest(finished_run)
     meta = json.loads((ckpt / "state.json").read_text())
     del meta["config"]["precision"]

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 from _train_helpers import PYTHON_DIR, SHARED_DATASETS
-from gancore import data
+from gancore.data import loaders as data
 
 needs_shared = pytest.mark.skipif(not SHARED_DATASETS.is_dir(), reason="../shared/datasets not present")
 
@@ -217,6 +217,6 @@ def test_cifar10_from_the_binary_tarball():
 
 
 def test_import_gancore_and_data_do_not_import_torch():
-    code = "import sys, gancore, gancore.data, gancore.config; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, gancore, gancore.data, gancore.train.config; assert 'torch' not in sys.modules, 'torch imported'"
     env = {"PYTHONPATH": str(PYTHON_DIR), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

@@ -26,10 +26,11 @@ if not (dist.is_available() and dist.is_gloo_available()):
     pytest.skip("this PyTorch build has no torch.distributed with the Gloo backend", allow_module_level=True)
 
 from _train_helpers import PYTHON_DIR, TINY, state_of  # noqa: E402
-from gancore import distributed, train  # noqa: E402
+from gancore.distributed import group as distributed  # noqa: E402
+from gancore.train import cli as train  # noqa: E402
 
 LAUNCH_TIMEOUT = 120  # seconds for a whole launch; a healthy one takes 5-15 s on a busy 2-core machine
-# TINY, plus a wider D initialisation so that G, too, moves visibly in 16 steps (see the tolerance below).
+# TINY, plus a wider D initialization so that G, too, moves visibly in 16 steps (see the tolerance below).
 ARGS = [*TINY, "--threads", "1", "--device", "cpu", "--d-init-range", "0.05"]
 
 
@@ -73,8 +74,8 @@ def runs(tmp_path_factory):
 
 def _initial_state(run_dir) -> dict:
     """G's and D's parameters before the first step (built from the run's seed, as training does)."""
-    from gancore import config
-    from gancore.trainer import Trainer
+    from gancore.train import config
+    from gancore.train.trainer import Trainer
 
     cfg = config.from_dict(json.loads((run_dir / "config.json").read_text()))
     t = Trainer(cfg, run_dir, torch.device("cpu"))
@@ -132,7 +133,7 @@ def test_killed_rank_stops_the_run_and_resume_continues_bit_for_bit(runs, tmp_pa
     assert r.returncode != 0, r.stdout[-3000:]
     assert time.monotonic() - t0 < 60  # stopped, well before the 120 s launch limit
     assert "SIGKILL" in r.stdout and "local_rank: 1" in r.stdout  # torchrun's summary names the dead rank
-    from gancore import checkpoint
+    from gancore.train import checkpoints as checkpoint
 
     assert checkpoint.latest(run).name == "step_00000008"  # the epoch checkpoint, intact
     r = torchrun(["gancore.train", "--resume", run, "-q", "--no-eval"])
@@ -181,8 +182,8 @@ def test_without_torchrun_everything_is_single_process(monkeypatch):
 
 def test_rank_shards_concatenate_to_the_global_minibatch():
     """Data rows, noise and dropout masks of rank 0 and rank 1 are the halves of one process's."""
-    from gancore.algorithm1 import MinibatchStream
-    from gancore.models import dropout
+    from gancore.train.algorithm1 import MinibatchStream
+    from gancore.train.models import dropout
 
     data = torch.arange(40.0).reshape(20, 2)
     streams = [MinibatchStream(data, 8, torch.Generator().manual_seed(5), rows=r) for r in (None, (0, 4), (4, 8))]
@@ -200,8 +201,10 @@ SHARDED_SCRIPT = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from gancore import distributed, evaluate
-    from gancore.checkpoint import load_generator
+    from gancore import evaluate
+    from gancore.distributed import group as distributed
+    from gancore.distributed import sharding
+    from gancore.train.checkpoints import load_generator
 
     out, run_dir, cli_dir = sys.argv[1:4]
     d = distributed.setup("cpu", 60)
@@ -211,42 +214,42 @@ SHARDED_SCRIPT = textwrap.dedent(
     for name, (m, n, dim, dtype) in CASES["parzen"].items():
         x, c = rng.random((m, dim)).astype(dtype), rng.random((n, dim)).astype(dtype)
         sigma = np.logspace(-1, 0, 10) if name != "scalar" else 0.3
-        res[name] = distributed.sharded_parzen_loglik(x, c, sigma, n_threads=1)
+        res[name] = sharding.sharded_parzen_loglik(x, c, sigma, n_threads=1)
     for name, (m, n, dim, k) in CASES["knn"].items():
         q, r = rng.random((m, dim)).astype(np.float32), rng.random((n, dim)).astype(np.float32)
-        res[name + "_idx"], res[name + "_d2"] = distributed.sharded_nearest_neighbors(q, r, k, n_threads=1)
+        res[name + "_idx"], res[name + "_d2"] = sharding.sharded_nearest_neighbors(q, r, k, n_threads=1)
     if d.is_main:
         np.savez(out + ".npz", **res)
     G, config = load_generator(run_dir)
     data = dict(np.load(out + "_data.npz"))
-    evaluate.evaluate_generator(G, config, f"{out}_eval{d.rank}", data=data, **EVAL_KW, n_threads=1)
+    evaluate.evaluate_generator(G, config, f"{out}_eval{d.rank}", data=data, **EVAL_KW, threads=1)
     evaluate.main([cli_dir, *CLI, "--threads", "1"])  # the CLI joins the same group, then leaves it
     """
 )
 CASES = {
     "parzen": {
-        # (query rows, centres, dim, dtype), for the kernel's 512-row query blocks: 3 blocks split 1 + 2;
+        # (query rows, centers, dim, dtype), for the kernel's 512-row query blocks: 3 blocks split 1 + 2;
         # 512 + 1 rows, where a split into halves would change the last row's value (by 6e-14); 4 blocks
-        # split 2 + 2 with 3 tiles of centres; 2 blocks with the centres split between threads; 3 rows
+        # split 2 + 2 with 3 tiles of centers; 2 blocks with the centers split between threads; 3 rows
         # (rank 0 gets none).
         "uneven": (1100, 1000, 784, "float32"),
         "tail": (513, 300, 50, "float64"),
         "scalar": (2048, 3000, 784, "float32"),
-        "split_centres": (1000, 5000, 50, "float64"),
+        "split_centers": (1000, 5000, 50, "float64"),
         "tiny": (3, 7, 5, "float64"),
     },
     "knn": {"knn": (1001, 2000, 784, 3), "knn_one": (1, 4, 3, 2)},
 }
-EVAL_KW = dict(n_samples=500, references="all", kmeans_iters=3, memorisation_samples=200, n_cells=5,
+EVAL_KW = dict(n_samples=500, references="all", kmeans_iters=3, memorization_samples=200, cells=5,
                figures=False, reference_cache=False)
-CLI = ["--references", "none", "--no-memorisation", "--no-figures", "--n-samples", "600"]
+CLI = ["--references", "none", "--no-memorization", "--no-figures", "--n-samples", "600"]
 
 
 def test_sharded_evaluation_equals_one_process_exactly(runs, tmp_path):
     """Two ranks with 1 kernel thread each vs one process with 2 threads: bit for bit (==)."""
     import gancore
     from gancore import evaluate
-    from gancore.checkpoint import load_generator
+    from gancore.train.checkpoints import load_generator
 
     g = np.random.default_rng(7)
     data = {k: g.random((n, 784), dtype=np.float32) for k, n in (("train", 2000), ("valid", 600), ("test", 700))}
@@ -271,12 +274,12 @@ def test_sharded_evaluation_equals_one_process_exactly(runs, tmp_path):
         assert np.array_equal(got[name + "_idx"], idx) and np.array_equal(got[name + "_d2"], d2), name
 
     # The evaluation with every sharded kernel call (Table 1 protocol, reference rows with k-means,
-    # memorisation tests), and the command line; rank 1 wrote nothing.
+    # memorization tests), and the command line; rank 1 wrote nothing.
     G, config = load_generator(runs / "one")
-    evaluate.evaluate_generator(G, config, tmp_path / "one_eval", data=data, **EVAL_KW, n_threads=2)
+    evaluate.evaluate_generator(G, config, tmp_path / "one_eval", data=data, **EVAL_KW, threads=2)
     one = json.loads((tmp_path / "one_eval" / "report.json").read_text())
     two = json.loads((tmp_path / "res_eval0" / "report.json").read_text())
-    for key in ("parzen", "references", "memorisation"):
+    for key in ("parzen", "references", "memorization"):
         assert one[key] == two[key], key
     assert not (tmp_path / "res_eval1").exists()
     assert evaluate.main([str(tmp_path / "cli_one"), *CLI, "--threads", "2"]) == 0

@@ -1,10 +1,10 @@
-"""Figure files (gancore.figures): Figure 2 grid with the yellow frame, pairs panel, Figure 3, plots."""
+"""Figure files (gancore.evaluate.figures): Figure 2 grid with the yellow frame, pairs panel, Figure 3, plots."""
 
 import numpy as np
 import pytest
 from _eval_helpers import TinyGenerator, blobs
-from gancore import figures as F
-from gancore.table1 import parzen_protocol
+from gancore.evaluate import figures as F
+from gancore.evaluate.table1 import parzen_protocol
 
 PIL = pytest.importorskip("PIL.Image")
 SHAPE = (1, 4, 4)

@@ -1,26 +1,26 @@
-"""Lloyd's k-means (gancore.kmeans) on small synthetic data."""
+"""Lloyd's k-means (gancore.evaluate.kmeans) on small synthetic data."""
 
 import numpy as np
 import pytest
-from gancore.kmeans import assign, kmeans
+from gancore.evaluate.kmeans import assign, kmeans
 
 
 def _three_blobs(n=90, seed=0):
     rng = np.random.default_rng(seed)
-    centres = np.array([[0.0, 0.0], [5.0, 5.0], [0.0, 5.0]])
+    centers = np.array([[0.0, 0.0], [5.0, 5.0], [0.0, 5.0]])
     lab = np.repeat(np.arange(3), n // 3)
-    return centres[lab] + 0.1 * rng.standard_normal((n, 2)), lab, centres
+    return centers[lab] + 0.1 * rng.standard_normal((n, 2)), lab, centers
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_kmeanspp_recovers_separated_blobs(seed):
-    x, lab, centres = _three_blobs(seed=seed)
+    x, lab, centers = _three_blobs(seed=seed)
     km = kmeans(x, 3, init="k-means++", seed=seed)
     # Same partition up to relabelling.
     for c in range(3):
         assert len(set(km.labels[lab == c])) == 1
     found = np.sort(km.centroids, axis=0)
-    np.testing.assert_allclose(found, np.sort(centres, axis=0), atol=0.1)
+    np.testing.assert_allclose(found, np.sort(centers, axis=0), atol=0.1)
     assert km.converged
 
 

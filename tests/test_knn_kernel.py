@@ -14,7 +14,7 @@ from gancore import _reference as ref
 from gancore.data import load_split
 from _kernel_strategies import matrix_pairs
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings()  # the budget comes from the Hypothesis profile (tests/conftest.py)
 
 
 def check_against_reference(q, r, k, idx, dist):
@@ -136,7 +136,7 @@ def test_amx_and_gemm_screens_agree_on_mnist_pixels_and_generator_like_rows():
     rng = np.random.default_rng(4)
     # Generator-like queries: continuous values, not representable in bf16 (rounding residuals).
     blurred = np.clip(test + rng.normal(0, 0.05, test.shape), 0, 1).astype(np.float32)
-    # Near-duplicates of training images: the nearest neighbour must be the original row.
+    # Near-duplicates of training images: the nearest neighbor must be the original row.
     copies = train[:50] + np.float32(1e-3) * rng.standard_normal((50, 784), dtype=np.float32)
     for q, k in [(test, 1), (blurred, 5), (copies, 2), (test.astype(np.float64), 3)]:
         r = train.astype(q.dtype)

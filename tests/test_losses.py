@@ -5,7 +5,7 @@ import math
 import pytest
 
 torch = pytest.importorskip("torch")
-from gancore.losses import discriminator_loss, generator_loss  # noqa: E402
+from gancore.train.losses import discriminator_loss, generator_loss  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -19,7 +19,6 @@ def _grad(fn, logits):
     return loss.item(), g, logit.detach()
 
 
-@settings(max_examples=50, deadline=None)
 @given(logit_lists)
 def test_nonsaturating_is_minus_log_d_and_its_gradient(logits):
     loss, g, logit = _grad(lambda x: generator_loss(x, "nonsaturating"), logits)
@@ -28,7 +27,6 @@ def test_nonsaturating_is_minus_log_d_and_its_gradient(logits):
     assert torch.allclose(g, -(1 - d) / len(logits), rtol=1e-9, atol=1e-15)  # d/dl -log σ(logit) = σ(logit) - 1
 
 
-@settings(max_examples=50, deadline=None)
 @given(logit_lists)
 def test_minimax_is_log_one_minus_d_and_its_gradient(logits):
     loss, g, logit = _grad(lambda x: generator_loss(x, "minimax"), logits)
@@ -37,7 +35,6 @@ def test_minimax_is_log_one_minus_d_and_its_gradient(logits):
     assert torch.allclose(g, -d / len(logits), rtol=1e-9, atol=1e-15)  # d/dl log(1-σ(logit)) = -σ(logit)
 
 
-@settings(max_examples=50, deadline=None)
 @given(logit_lists)
 def test_maxlikelihood_is_minus_half_odds_and_its_gradient(logits):
     loss, g, logit = _grad(lambda x: generator_loss(x, "maxlikelihood"), logits)
@@ -46,7 +43,6 @@ def test_maxlikelihood_is_minus_half_odds_and_its_gradient(logits):
     assert torch.allclose(g, -0.5 * torch.exp(logit) / len(logits), rtol=1e-9)
 
 
-@settings(max_examples=50, deadline=None)
 @given(logit_lists, logit_lists, st.sampled_from([0.0, 0.1, 0.3]), st.booleans())
 def test_discriminator_loss_is_minus_v_and_its_gradient(real, fake, alpha, halved):
     lr = torch.tensor(real, dtype=torch.float64, requires_grad=True)

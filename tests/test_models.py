@@ -1,4 +1,4 @@
-"""Shapes, initialisations and the dropout/maxout semantics of the paper's models (SPEC §3)."""
+"""Shapes, initializations and the dropout/maxout semantics of the paper's models (SPEC §3)."""
 
 import math
 
@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from _train_helpers import tiny_config  # noqa: E402
-from gancore import config  # noqa: E402
-from gancore.models import (  # noqa: E402
+from gancore.train import config  # noqa: E402
+from gancore.train.models import (  # noqa: E402
     DCGANDiscriminator,
     DCGANGenerator,
     Maxout,
@@ -36,7 +36,7 @@ def test_gaussian_noise_and_reproducibility():
         sample_noise(2, 2, "laplace")
 
 
-def test_mnist_2014_shapes_and_initialisation():
+def test_mnist_2014_shapes_and_initialization():
     cfg = config.from_preset("mnist_2014")
     mean = torch.rand(784, dtype=torch.float64)
     mean[:10] = 0.0  # always-black pixels: the clip keeps their bias finite
@@ -147,7 +147,7 @@ def test_output_bias_init_needs_the_pixel_mean():
 
 
 def test_per_layer_activations_and_max_col_norm():
-    from gancore.models import MLPGenerator, apply_max_col_norm_
+    from gancore.train.models import MLPGenerator, apply_max_col_norm_
 
     gen = MLPGenerator(4, [6, 5], 3, "relu,sigmoid")
     assert [type(m).__name__ for m in gen.net] == ["Linear", "ReLU", "Linear", "Sigmoid", "Linear"]

@@ -11,7 +11,7 @@ import gancore
 from gancore import _reference as ref
 from _kernel_strategies import matrix_pairs
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings()  # the budget comes from the Hypothesis profile (tests/conftest.py)
 
 
 def tolerance(dtype):
@@ -44,19 +44,19 @@ def test_many_sigmas_in_one_pass_equal_a_loop_of_single_sigmas(pair, log_sigmas)
         np.testing.assert_allclose(many[i], gancore.parzen_loglik(x, c, s), **tolerance(dtype))
 
 
-def test_one_centre_is_the_gaussian_log_density():
+def test_one_center_is_the_gaussian_log_density():
     rng = np.random.default_rng(1)
     x, c, sigma = rng.random((5, 3)), rng.random((1, 3)), 0.3
     want = -((x - c) ** 2).sum(1) / (2 * sigma**2) - 1.5 * math.log(2 * math.pi * sigma**2)
     np.testing.assert_allclose(gancore.parzen_loglik(x, c, sigma), want, rtol=1e-12)
 
 
-def test_x_equal_to_a_centre_at_tiny_sigma_is_finite_and_exact():
+def test_x_equal_to_a_center_at_tiny_sigma_is_finite_and_exact():
     rng = np.random.default_rng(2)
     c = rng.random((50, 784)).astype(np.float32)
     x = c[[7]]
     got = gancore.parzen_loglik(x, c, 1e-3)
-    # Only the identical centre carries weight: log p = −log n − (d/2)·log(2πσ²).
+    # Only the identical center carries weight: log p = −log n − (d/2)·log(2πσ²).
     want = -math.log(50) - 392 * math.log(2 * math.pi * 1e-6)
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, [want], rtol=1e-12)

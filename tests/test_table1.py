@@ -1,4 +1,4 @@
-"""Table 1 protocol (gancore.table1) against a NumPy twin of the 2014 parzen_ll.py, plus warnings."""
+"""Table 1 protocol (gancore.evaluate.table1) against a NumPy twin of the 2014 parzen_ll.py, plus warnings."""
 
 import math
 import warnings
@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pytest
 from _eval_helpers import blobs, parzen_ll_2014
-from gancore import table1
-from gancore.table1 import (
+from gancore.evaluate import table1
+from gancore.evaluate.table1 import (
     PAPER_SIGMAS,
     DataScaleWarning,
     GridEdgeWarning,
@@ -130,10 +130,10 @@ def test_reference_rows_same_protocol():
     train, v, t = _data(8, n_s=400)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rows = reference_rows(train, v, t, n_centres=100, kmeans_iters=3)
+        rows = reference_rows(train, v, t, n_centers=100, kmeans_iters=3)
     assert set(rows) == {"train", "kmeans"}
-    assert rows["train"].n_centres == rows["kmeans"].n_centres == 100
-    # Real data from the same distribution beats uniform noise as centres.
+    assert rows["train"].n_centers == rows["kmeans"].n_centers == 100
+    # Real data from the same distribution beats uniform noise as centers.
     noise = np.random.default_rng(0).random((100, 16))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,10 +1,10 @@
-"""Numerical checks of §4 of the paper on 1-D densities (gancore.theory1d), and Figure 1."""
+"""Numerical checks of §4 of the paper on 1-D densities (gancore.evaluate.theory1d), and Figure 1."""
 
 import math
 
 import numpy as np
 import pytest
-from gancore.theory1d import Mixture1D, jsd, optimal_discriminator, virtual_criterion
+from gancore.evaluate.theory1d import Mixture1D, jsd, optimal_discriminator, virtual_criterion
 
 X = np.linspace(-12, 12, 20001)
 
@@ -65,7 +65,7 @@ def test_mixture_sampling_matches_pdf():
 
 def test_trained_discriminator_approaches_d_star():
     pytest.importorskip("torch")
-    from gancore.theory1d import check_optimal_discriminator
+    from gancore.evaluate.theory1d import check_optimal_discriminator
 
     r = check_optimal_discriminator(steps=600, seed=0)
     assert r["max_abs_err"] < 0.08
@@ -77,7 +77,7 @@ def test_trained_discriminator_approaches_d_star():
 
 def test_gan_1d_and_figure1(tmp_path):
     pytest.importorskip("torch")
-    from gancore.theory1d import figure1, train_gan_1d
+    from gancore.evaluate.theory1d import figure1, train_gan_1d
 
     snaps = train_gan_1d(steps=400, snapshots=(0, 100, None), seed=0, k=1)
     assert [s.step for s in snaps] == [0, 100, 400]

@@ -9,10 +9,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from _train_helpers import TINY, assert_same_state, state_of, tiny_config  # noqa: E402
-from gancore import checkpoint, train  # noqa: E402
-from gancore._optim import ClassicalMomentum, lr_at, momentum_at  # noqa: E402
-from gancore.losses import discriminator_loss, generator_loss  # noqa: E402
-from gancore.trainer import Trainer, TrainingDiverged  # noqa: E402
+from gancore.train import checkpoints as checkpoint  # noqa: E402
+from gancore.train import cli as train  # noqa: E402
+from gancore.train.optimizers import ClassicalMomentum, lr_at, momentum_at  # noqa: E402
+from gancore.train.losses import discriminator_loss, generator_loss  # noqa: E402
+from gancore.train.trainer import Trainer, TrainingDiverged  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -123,7 +124,7 @@ def test_dry_run_cli_produces_the_run_directory(tmp_path, update, g_loss):
     from PIL import Image
 
     img = Image.open(run / "samples" / "final.png")
-    assert img.size == (2 * (3 * 30 + 2), 2 * (2 * 30 + 2))  # 2 rows x 3 cols of 28+2 px, ×2
+    assert img.size == (3 * (2 * 28 + 2), 2 * (2 * 28 + 2))  # 2 rows x 3 cols of 28 px ×2, 1 px border each
 
 
 def test_two_seeded_runs_are_identical_and_seeds_matter(tmp_path):
@@ -190,8 +191,7 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
 @pytest.mark.parametrize(
     "argv,match",
     [
-        (["--epochs", "0"], "positive integer"),
-        (["--lr", "nan"], "finite"),
+        (["--epochs", "five"], "invalid int value"),
         (["--update", "sideways"], "invalid choice"),
     ],
 )
@@ -204,6 +204,9 @@ def test_cli_rejects_bad_arguments(argv, match, capsys):
 @pytest.mark.parametrize(
     "argv,match",
     [
+        (["--epochs", "0"], "epochs must be >= 1"),
+        (["--lr", "nan"], "lr must be a finite number"),
+        (["--dist-timeout", "0"], "--dist-timeout must be a positive"),
         (["--k", "2"], "needs --update alternating"),
         (["--d-input-keep", "1.5"], "d_input_keep"),
         (["--preset", "dcgan", "--dataset", "tfd"], "dcgan preset supports"),
@@ -294,21 +297,20 @@ def test_dcgan_adam_and_batchnorm_state_resume_bitwise(tmp_path):
 def test_progress_bar_and_grid():
     import io
 
-    from gancore._progress import Progress
-    from gancore.images import make_grid
+    from gancore.train.progress import Progress
+    from gancore.common.grid import image_grid, to_uint8
 
     buf = io.StringIO()
     p = Progress(100, bar=True, stream=buf)
     p.update(50, 0, dict(loss_d=0.5, loss_g=1.0, d_real=0.6, d_fake=0.4, lr=0.1, momentum=0.5, images_per_s=1000))
     p.close()
     assert buf.getvalue().startswith("\repoch 1 [") and "50/100 ETA" in buf.getvalue()
-    grid = make_grid(np.linspace(0, 1, 6 * 12).reshape(6, 12), (3, 2, 2), rows=2, cols=3)
-    assert grid.shape == (2 * 4 + 2, 3 * 4 + 2, 3) and grid.dtype == np.uint8
-    assert grid[0, 0].tolist() == [128, 128, 128] and grid[2, 2].tolist() == [
-        0,
-        round(4 / 71 * 255),
-        round(8 / 71 * 255),
-    ]  # channel-major input
+    tiles = to_uint8(np.linspace(0, 1, 6 * 12).reshape(6, 12), (3, 2, 2))  # channel-major input
+    assert tiles.shape == (6, 2, 2, 3) and tiles[0, 0, 0].tolist() == [0, round(4 / 71 * 255), round(8 / 71 * 255)]
+    grid = np.asarray(image_grid(tiles, rows=2, cols=3, pad=1, scale=1, background=(128, 128, 128)))
+    assert grid.shape == (2 * 4, 3 * 4, 3) and grid.dtype == np.uint8
+    assert grid[0, 0].tolist() == [128, 128, 128] and grid[1, 1].tolist() == tiles[0, 0, 0].tolist()
+    assert to_uint8(np.full((1, 4), np.nan), (1, 2, 2)).max() == 0  # NaN pixels are drawn black
 
 
 def test_bf16_precision_dry_run(tmp_path):

@@ -8,8 +8,8 @@ projects can use the evaluation kernels without it.
     gancore.nearest_neighbors(queries, reference)   # Figure 2's exact nearest training example
 """
 
-from .neighbours import nearest_neighbors
+from ._core import __version__  # the one version: [workspace.package] in Cargo.toml
+from .neighbors import nearest_neighbors
 from .parzen import parzen_loglik
 
-__version__ = "0.1.0"
 __all__ = ["parzen_loglik", "nearest_neighbors", "__version__"]

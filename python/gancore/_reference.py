@@ -1,6 +1,6 @@
 """Slow, obviously correct NumPy twins of the Rust kernels.
 
-These are the test oracle and the benchmark baseline. They favour clarity over speed: distances are
+These are the test oracle and the benchmark baseline. They favor clarity over speed: distances are
 computed from explicit differences in float64 (never the ``‖x‖²+‖c‖²−2x·c`` shortcut), and the
 log-sum-exp is SciPy's. Memory grows with ``m × n``, so keep inputs small.
 

@@ -1,4 +1,4 @@
-"""Exact nearest-neighbour search (Figure 2's "nearest training example" and memorisation checks).
+"""Exact nearest-neighbor search (Figure 2's "nearest training example" and memorization checks).
 
 Goodfellow et al. (2014), Figure 2: "The rightmost column shows the nearest training example of the
 neighboring sample, in order to demonstrate that the model has not memorized the training set."
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import as_n_threads, check_same_width, checked_matrix, kernel_pair
+from ._checks import as_n_threads, check_same_width, checked_matrix, kernel_pair
 
 __all__ = ["nearest_neighbors"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import as_n_threads, as_sigmas, check_same_width, checked_matrix, kernel_pair
+from ._checks import as_n_threads, as_sigmas, check_same_width, checked_matrix, kernel_pair
 
 __all__ = ["parzen_loglik"]
 
@@ -28,7 +28,7 @@ def parzen_loglik(x, centers, sigma, *, n_threads: int = 0) -> np.ndarray:
     x : array (m, d) of float32 or float64
         Points to evaluate (e.g. test images on the [0, 1] pixel scale). Any memory layout.
     centers : array (n, d) of float32 or float64, n ≥ 1
-        Window centres (e.g. generator samples).
+        Window centers (e.g. generator samples).
     sigma : positive float, or 1-D array of s positive floats
         Bandwidth(s). An array is served in a single pass over the data: each tile of distances is
         computed once and reused for every σ.
@@ -47,7 +47,7 @@ def parzen_loglik(x, centers, sigma, *, n_threads: int = 0) -> np.ndarray:
     (for float32 inputs) or float64 GEMM tile; the terms that dominate a row are recomputed exactly
     in float64 from explicit differences, so float64 inputs match a float64 reference to ~1e-12
     relative, and float32 inputs on [0,1]-scaled MNIST match to better than 1e-3 nats per row for
-    σ ≥ 0.05 (the paper's grid is 0.1–1.0). For smaller σ, only the nearest few centres carry
+    σ ≥ 0.05 (the paper's grid is 0.1–1.0). For smaller σ, only the nearest few centers carry
     weight and those are always recomputed exactly, so the error stays below 1e-3 nats as well.
 
     The GIL is released for the whole computation; Ctrl-C interrupts it between tiles.
@@ -66,7 +66,7 @@ def parzen_loglik(x, centers, sigma, *, n_threads: int = 0) -> np.ndarray:
     centers, centers_max = checked_matrix(centers, "centers")
     check_same_width(x, "x", centers, "centers")
     if centers.shape[0] == 0:
-        raise ValueError("centers must have at least one row: a Parzen window needs ≥ 1 centre")
+        raise ValueError("centers must have at least one row: a Parzen window needs ≥ 1 center")
     sigmas, scalar = as_sigmas(sigma)
     threads = as_n_threads(n_threads)
     x, centers = kernel_pair(x, x_max, "x", centers, centers_max, "centers")

@@ -51,6 +51,8 @@ def test_four_threads_at_once_equal_sequential_calls_bit_for_bit(record):
 LATENCY_CHILD = textwrap.dedent(
     """
     import os, signal, sys, threading, time, numpy as np, gancore
+    # Inherited "ignore SIGINT" (suite launched in the background or under nohup) would hide the test.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     kernel = sys.argv[1]
     rng = np.random.default_rng(0)
     x = rng.random((20000, 784), dtype=np.float32)

@@ -14,7 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from _train_helpers import TINY  # noqa: E402
-from gancore import checkpoint, config, train  # noqa: E402
+from gancore.train import checkpoints as checkpoint  # noqa: E402
+from gancore.train import config  # noqa: E402
+from gancore.train import cli as train  # noqa: E402
 
 
 def _all_finite(state: dict) -> bool:
@@ -50,7 +52,7 @@ def test_absurd_learning_rate_stops_cleanly_and_keeps_the_last_good_checkpoint(t
 def test_weights_that_blow_up_between_log_lines_are_never_checkpointed(tmp_path, monkeypatch):
     """The losses of the last interval were finite, but the update made G's weights NaN: the
     epoch-end checkpoint must not be written over the last good one."""
-    from gancore import trainer as trainer_mod
+    from gancore.train import trainer as trainer_mod
 
     real_step = trainer_mod.Game.step
     calls = {"n": 0}

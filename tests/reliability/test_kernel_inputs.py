@@ -26,7 +26,7 @@ PARZEN_CASES = [
     ("1-D x", lambda: P(np.zeros(3), GOOD, 1.0), ValueError, "x must be 2-D"),
     ("3-D centers", lambda: P(GOOD, np.zeros((2, 2, 3)), 1.0), ValueError, "centers must be 2-D"),
     ("mismatched d", lambda: P(np.zeros((2, 4)), GOOD, 1.0), ValueError, "same number of columns"),
-    ("zero centres", lambda: P(GOOD, np.zeros((0, 3)), 1.0), ValueError, "centers"),
+    ("zero centers", lambda: P(GOOD, np.zeros((0, 3)), 1.0), ValueError, "centers"),
     ("zero columns", lambda: P(np.zeros((2, 0)), np.zeros((2, 0)), 1.0), ValueError, "column"),
     ("values that overflow float64 distances", lambda: P(GOOD * 1e200, GOOD, 1.0), ValueError, "x has a value"),
     ("sigma zero", lambda: P(GOOD, GOOD, 0.0), ValueError, "sigma"),
@@ -177,16 +177,16 @@ UNUSUAL = [
 @pytest.mark.parametrize("desc, make, values", UNUSUAL, ids=[u[0] for u in UNUSUAL])
 def test_valid_but_unusual_inputs_give_the_reference_answer(desc, make, values, tmp_path):
     x, want_x = make(tmp_path), values()
-    centres = want_x[::-1] + 0.25 * np.abs(want_x).max()  # same scale, not identical rows
+    centers = want_x[::-1] + 0.25 * np.abs(want_x).max()  # same scale, not identical rows
     scale = float(np.abs(want_x).max())
     sigma = 0.3 * scale
     single = np.asarray(x).dtype in (np.float32, np.float16) or str(np.asarray(x).dtype) in (">f4",)
     # float32 inputs: dominant terms exact, the rest from a float32 tile (1e-3 nats documented).
     tol = dict(rtol=1e-6, atol=1e-3) if single else dict(rtol=1e-12, atol=1e-9)
-    got = gancore.parzen_loglik(x, centres, sigma)
-    np.testing.assert_allclose(got, ref.parzen_loglik(want_x, centres, sigma), **tol)
-    idx, dist = gancore.nearest_neighbors(x, centres, 2)
-    want_idx, want_dist = ref.nearest_neighbors(want_x, centres, 2)
+    got = gancore.parzen_loglik(x, centers, sigma)
+    np.testing.assert_allclose(got, ref.parzen_loglik(want_x, centers, sigma), **tol)
+    idx, dist = gancore.nearest_neighbors(x, centers, 2)
+    want_idx, want_dist = ref.nearest_neighbors(want_x, centers, 2)
     assert (idx == want_idx).all(), desc
     np.testing.assert_allclose(dist, want_dist, rtol=1e-12, atol=0)
     _MATCHED.add(desc)
@@ -238,7 +238,7 @@ def test_extreme_but_valid_scales_match_closed_forms():
 
     a = np.random.default_rng(8).random((5, 3))
     for sigma in (1.01e-150, 0.99e150):
-        # x equal to its centre and every other centre far away (or, for huge σ, all at ~0):
+        # x equal to its center and every other center far away (or, for huge σ, all at ~0):
         got = gancore.parzen_loglik(a[:1], a[:1], sigma)
         want = -1.5 * (math.log(2 * math.pi) + 2 * math.log(sigma))
         assert np.isfinite(got).all() and abs(got[0] - want) <= 1e-12 * abs(want)

@@ -1,6 +1,6 @@
 """Reliability suite, item 3: bounded memory on a large evaluation.
 
-50,000 queries × 50,000 centres/references at d = 784 (MNIST-sized float32 rows), Parzen (σ = 0.2)
+50,000 queries × 50,000 centers/references at d = 784 (MNIST-sized float32 rows), Parzen (σ = 0.2)
 and exact 1-NN, in a fresh subprocess whose peak resident memory is read
 before and after each kernel. The kernels stream over one tile per thread and never hold the
 50,000 × 50,000 distance matrix (10 GB in float32), so the budget is the inputs plus a little.

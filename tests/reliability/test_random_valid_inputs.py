@@ -4,7 +4,8 @@ Zero mismatches, zero crashes, zero NaN outputs. Inputs are small (so 10,000 of 
 minute) but cover what breaks kernels: empty query sets, d = 1, float32 and float64, four memory
 layouts, scales from 1e-3 to 1e3 with offsets, exact and near duplicates (ties and cancellation),
 duplicated reference rows, σ from 1e-3 to 1e3 times the data scale, every k from 1 to n, 1–3
-threads. $GANCORE_RELIABILITY_EXAMPLES overrides the count (e.g. 100000 for a longer soak).
+threads. The count follows the Hypothesis profile (10,000 in CI; tests/conftest.py);
+$GANCORE_RELIABILITY_EXAMPLES overrides it.
 """
 
 import os
@@ -16,13 +17,13 @@ from hypothesis import strategies as st
 import gancore
 from gancore import _reference as ref
 from _kernel_strategies import matrix_pairs
+from _budgets import SOAK_EXAMPLES
 
-EXAMPLES = int(os.environ.get("GANCORE_RELIABILITY_EXAMPLES", "10000"))
+EXAMPLES = SOAK_EXAMPLES
 SOAK = settings(
     max_examples=EXAMPLES,
-    deadline=None,
     database=None,  # every run draws fresh inputs; a failure prints its reproducer
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+
 )
 _count = {"parzen": 0, "knn": 0}
 

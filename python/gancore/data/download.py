@@ -9,13 +9,11 @@ interrupted download therefore never leaves a file that a later load could mista
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from ._fsutil import fsync_dir
+from ..common.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -30,22 +28,14 @@ def download_verified(url: str, dest: Path, verify: Callable[[Path], None]) -> P
     cases ``dest`` is left untouched and the temporary file is removed.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    # The temp name keeps the real suffix (".gz") so the verifier decodes it like the final file.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.part.", suffix=dest.suffix, dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        log.info("downloading %s -> %s", url, dest)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
+    log.info("downloading %s -> %s", url, dest)
+    # The temporary name keeps the real suffix (".gz") so the verifier decodes it like the final file;
+    # a failed fetch or verification removes it and leaves ``dest`` untouched.
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
             while chunk := resp.read(_CHUNK):
                 out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
         verify(tmp)
-        os.replace(tmp, dest)
-        fsync_dir(dest.parent)
-        return dest
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return dest
 
 

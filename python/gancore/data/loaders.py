@@ -9,14 +9,14 @@
 Where the files are looked for, in order: ``data_dir``, ``$GANCORE_DATA_DIR``, the per-user cache
 (``$XDG_CACHE_HOME/gancore/datasets`` or ``~/.cache/gancore/datasets``), and for MNIST the copy that
 ships inside the package (so the main job runs offline with no set-up). In each directory a dataset
-lives in its own folder (``mnist/``, ``fashion-mnist/``, ``cifar-10/``, ``tfd/``) exactly like
-``../shared/datasets``; IDX files may be gzipped or not, CIFAR-10 may be the extracted
+lives in its own folder (``mnist/``, ``fashion-mnist/``, ``cifar-10/``, ``tfd/``), the files named as
+their publishers name them; IDX files may be gzipped or not, CIFAR-10 may be the extracted
 ``cifar-10-batches-bin/`` folder or the ``cifar-10-binary.tar.gz`` tarball.
 
 When a public dataset is found nowhere, a download from its canonical location is attempted into the
-cache (``$GANCORE_DATA_URL`` replaces the canonical base with a mirror laid out like
-``../shared/datasets``; ``GANCORE_NO_DOWNLOAD=1`` disables downloads). Every load verifies the SHA-256
-of the *uncompressed* content against ``datasets/SHA256SUMS``: a truncated or corrupted file is a
+cache (``$GANCORE_DATA_URL`` replaces the canonical base with a mirror laid out the
+same way; ``GANCORE_NO_DOWNLOAD=1`` disables downloads). Every load verifies the SHA-256
+of the *uncompressed* content against ``bundled/SHA256SUMS``: a truncated or corrupted file is a
 ``ValueError`` naming the file, never a silently wrong dataset.
 
 TFD (Toronto Face Database) is not public. Put the standard ``TFD_48x48.mat`` in ``<data dir>/tfd/``.
@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _download, _idx
+from ..common.cache import cache_root
+from . import download, formats
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
 DATASETS = tuple(IMAGE_SHAPES)
 SPLITS = ("train", "valid", "test")
 
-# The folder each dataset lives in, inside any data directory (the layout of ../shared/datasets).
+# The folder each dataset lives in, inside any data directory.
 FOLDERS = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "cifar-10", "tfd": "tfd"}
 IDX_MEMBERS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CIFAR_DIR = "cifar-10-batches-bin"
@@ -116,13 +117,12 @@ def search_roots(data_dir=None) -> list[Path]:
 
 def cache_dir() -> Path:
     """The per-user cache where downloads go: ``$XDG_CACHE_HOME/gancore/datasets``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gancore" / "datasets"
+    return cache_root("datasets")
 
 
 def bundled_dir() -> Path:
     """The folder inside the installed package that holds the MNIST gzip files."""
-    return Path(str(resources.files("gancore") / "datasets"))
+    return Path(str(resources.files("gancore.data") / "bundled"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -159,11 +159,11 @@ def _load_images(dataset: str, roots: tuple[str, ...]) -> tuple[np.ndarray, np.n
     """Decoded, verified uint8 (train, test) image arrays, read-only and cached per process."""
     if dataset == "cifar10":
         members = _cifar_members(roots)
-        train = np.concatenate([_idx.decode_cifar_batch(members[m], m)[0] for m in CIFAR_MEMBERS[:5]])
-        test = _idx.decode_cifar_batch(members[CIFAR_MEMBERS[5]], CIFAR_MEMBERS[5])[0]
+        train = np.concatenate([formats.decode_cifar_batch(members[m], m)[0] for m in CIFAR_MEMBERS[:5]])
+        test = formats.decode_cifar_batch(members[CIFAR_MEMBERS[5]], CIFAR_MEMBERS[5])[0]
     else:
-        train = _idx.decode_idx(_idx_member(dataset, "train-images-idx3-ubyte", roots), "train-images-idx3-ubyte")
-        test = _idx.decode_idx(_idx_member(dataset, "t10k-images-idx3-ubyte", roots), "t10k-images-idx3-ubyte")
+        train = formats.decode_idx(_idx_member(dataset, "train-images-idx3-ubyte", roots), "train-images-idx3-ubyte")
+        test = formats.decode_idx(_idx_member(dataset, "t10k-images-idx3-ubyte", roots), "t10k-images-idx3-ubyte")
     train.flags.writeable = False
     test.flags.writeable = False
     return train, test
@@ -248,7 +248,7 @@ def _load_tfd(roots: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     for root in roots:
         for path in (Path(root) / FOLDERS["tfd"] / TFD_FILE, Path(root) / TFD_FILE):
             if path.is_file():
-                images, folds = _idx.load_tfd_mat(path)
+                images, folds = formats.load_tfd_mat(path)
                 images.flags.writeable = False
                 return images, folds
     where = "\n".join(f"  {Path(r) / FOLDERS['tfd'] / TFD_FILE}" for r in roots)
@@ -280,7 +280,7 @@ def _try_download(url: str, dest: Path, verify) -> Exception | None:
     if os.environ.get("GANCORE_NO_DOWNLOAD"):
         return RuntimeError("downloads disabled by GANCORE_NO_DOWNLOAD")
     try:
-        _download.download_verified(url, dest, verify)
+        download.download_verified(url, dest, verify)
     except OSError as exc:
         log.warning("download of %s failed: %s", url, exc)
         return exc

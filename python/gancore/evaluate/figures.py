@@ -8,8 +8,8 @@
   :func:`nn_pairs_panel` pairs 50 samples with their nearest training images and prints distances.
 * **Figure 3** — "Digits obtained by linearly interpolating between coordinates in z space of the full
   model." :func:`figure3` (slerp offered for Gaussian priors, where linear paths pass through the
-  low-density centre of the prior).
-* :func:`distance_histograms` (memorisation) and :func:`sigma_curve` (Table 1's σ selection).
+  low-density center of the prior).
+* :func:`distance_histograms` (memorization) and :func:`sigma_curve` (Table 1's σ selection).
 
 Image grids use Pillow; plots use matplotlib with the Agg backend. Both are imported inside the
 functions, so importing this module is cheap. All images are flat rows on the [0, 1] scale with an
@@ -23,8 +23,11 @@ import os
 
 import numpy as np
 
-from ._validate import as_matrix
-from .neighbours import nearest_neighbors
+from .._checks import as_matrix
+from ..common.grid import YELLOW, image_grid, pyplot, save_plot, save_png, to_uint8
+
+from ..common.grid import check_image_shape as _check_shape
+from ..neighbors import nearest_neighbors
 
 __all__ = [
     "distance_histograms",
@@ -38,77 +41,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-YELLOW = (255, 221, 0)
-
-
-def _check_shape(image_shape, d: int) -> tuple[int, int, int]:
-    try:
-        c, h, w = (int(v) for v in image_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"image_shape must be (C, H, W); got {image_shape!r}") from None
-    if c not in (1, 3) or h < 1 or w < 1:
-        raise ValueError(f"image_shape must be (C, H, W) with C 1 or 3; got {image_shape!r}")
-    if c * h * w != d:
-        raise ValueError(f"image_shape {tuple(image_shape)} holds {c * h * w} values but the rows have {d}")
-    return c, h, w
-
-
-def _agg():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def to_uint8(flat, image_shape) -> np.ndarray:
-    """Flat rows on [0, 1] → (N, H, W, 3) uint8 RGB (grey images repeated over the channels)."""
-    flat = as_matrix(flat, "images")
-    c, h, w = _check_shape(image_shape, flat.shape[1])
-    img = np.clip(flat, 0.0, 1.0).reshape(-1, c, h, w).transpose(0, 2, 3, 1)
-    if c == 1:
-        img = np.repeat(img, 3, axis=3)
-    return np.round(img * 255.0).astype(np.uint8)
-
-
-def image_grid(images: np.ndarray, rows: int, cols: int, *, pad: int = 2, scale: int = 3, frames=None,
-               frame_width: int = 2, background=(255, 255, 255)):
-    """Tile (rows·cols, H, W, 3) uint8 images into a Pillow image, row-major.
-
-    ``frames`` maps a cell index to an RGB colour drawn as a ``frame_width``-pixel border inside the
-    padding around that cell (the yellow frame of Figure 2). Images are enlarged ``scale`` times by
-    pixel repetition, so nothing is smoothed.
-    """
-    from PIL import Image
-
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 (N, H, W, 3); got {images.dtype} {images.shape}")
-    if rows < 1 or cols < 1 or images.shape[0] > rows * cols:
-        raise ValueError(f"rows × cols ({rows} × {cols}) must hold all {images.shape[0]} images")
-    if scale < 1 or pad < 0:
-        raise ValueError(f"scale must be >= 1 and pad >= 0; got scale={scale}, pad={pad}")
-    frames = frames or {}
-    pad = max(pad, frame_width if frames else 0)
-    h, w = images.shape[1] * scale, images.shape[2] * scale
-    H, W = rows * (h + 2 * pad), cols * (w + 2 * pad)
-    canvas = np.empty((H, W, 3), np.uint8)
-    canvas[:] = np.asarray(background, np.uint8)
-    for i, im in enumerate(images):
-        r, c = divmod(i, cols)
-        y, x = r * (h + 2 * pad) + pad, c * (w + 2 * pad) + pad
-        canvas[y : y + h, x : x + w] = np.kron(im, np.ones((scale, scale, 1), np.uint8))
-        if i in frames:
-            col = np.asarray(frames[i], np.uint8)
-            fw = frame_width
-            canvas[y - fw : y, x - fw : x + w + fw] = col
-            canvas[y + h : y + h + fw, x - fw : x + w + fw] = col
-            canvas[y - fw : y + h + fw, x - fw : x] = col
-            canvas[y - fw : y + h + fw, x + w : x + w + fw] = col
-    return Image.fromarray(canvas)
-
 
 def figure2(samples, train, image_shape, path, *, rows: int = 4, cols: int = 6, scale: int = 3,
             n_threads: int = 0) -> dict:
@@ -136,7 +68,7 @@ def figure2(samples, train, image_shape, path, *, rows: int = 4, cols: int = 6, 
     rows_img = [samples[i] if i >= 0 else train[idx[-1 - i, 0]] for i in cells]
     tiles = to_uint8(np.stack(rows_img), image_shape)
     frames = {r * cols + cols - 1: YELLOW for r in range(rows)}
-    image_grid(tiles, rows, cols, scale=scale, frames=frames).save(path)
+    save_png(image_grid(tiles, rows, cols, scale=scale, frames=frames), path)
     logger.info("wrote %s", path)
     return {
         "path": os.fspath(path),
@@ -160,7 +92,7 @@ def nn_pairs_panel(samples, train, image_shape, path, *, n_pairs: int = 50, pair
     dist = np.sqrt(d2[:, 0])
     pics_s = to_uint8(samples[:n], image_shape)
     pics_t = to_uint8(train[idx[:, 0]], image_shape)
-    plt = _agg()
+    plt = pyplot()
     n_rows = -(-n // pairs_per_row)
     fig, axes = plt.subplots(n_rows, 2 * pairs_per_row, figsize=(2 * pairs_per_row * 0.9, n_rows * 1.05),
                              squeeze=False)
@@ -182,8 +114,7 @@ def nn_pairs_panel(samples, train, image_shape, path, *, n_pairs: int = 50, pair
     fig.suptitle("generated sample (left) | nearest training image (right, yellow); d = L2 pixel distance",
                  fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, path)
     logger.info("wrote %s", path)
     return {"path": os.fspath(path), "nearest_train_indices": idx[:, 0].tolist(), "distances": dist.tolist()}
 
@@ -227,7 +158,7 @@ def figure3(generator, z0, z1, image_shape, path, *, steps: int = 10, method: st
     with torch.no_grad():
         flat = torch.as_tensor(path_z.reshape(-1, k), dtype=torch.float32, device=device)
         x = generator(flat).detach().to("cpu", torch.float32).numpy()  # (rows·steps, D)
-    image_grid(to_uint8(x, image_shape), rows, steps, scale=scale).save(path)
+    save_png(image_grid(to_uint8(x, image_shape), rows, steps, scale=scale), path)
     logger.info("wrote %s", path)
     return {"path": os.fspath(path), "rows": int(rows), "steps": int(steps), "method": method}
 
@@ -239,7 +170,7 @@ def distance_histograms(generated_d, test_d, path, *, title: str = "") -> dict:
     t = np.asarray(test_d, np.float64).ravel()
     if g.size == 0 or t.size == 0:
         raise ValueError("generated_d and test_d must be non-empty")
-    plt = _agg()
+    plt = pyplot()
     hi = float(max(g.max(), t.max()))
     bins = np.linspace(0.0, hi * 1.02 if hi > 0 else 1.0, 50)
     fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -252,8 +183,7 @@ def distance_histograms(generated_d, test_d, path, *, title: str = "") -> dict:
     ax.set_title(title or "Nearest-training-image distances (dashed: medians)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, path)
     logger.info("wrote %s", path)
     return {"path": os.fspath(path)}
 
@@ -263,7 +193,7 @@ def sigma_curve(curves: dict, path) -> dict:
     σ marked: shows whether the optimum is inside the grid."""
     if not curves:
         raise ValueError("curves must map at least one label to a ParzenResult")
-    plt = _agg()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for i, (label, r) in enumerate(curves.items()):
         ax.plot(r.sigmas, r.valid_ll, marker=".", ms=3, color=f"C{i}", label=f"{label} (σ*={r.sigma:.3g})")
@@ -279,7 +209,6 @@ def sigma_curve(curves: dict, path) -> dict:
     ax.legend(fontsize=8)
     ax.set_title("Parzen σ selection on the validation set", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, path)
     logger.info("wrote %s", path)
     return {"path": os.fspath(path)}

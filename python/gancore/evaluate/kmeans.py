@@ -1,4 +1,4 @@
-"""Lloyd's k-means with k-means++ seeding, its assignment step on the exact nearest-neighbour kernel.
+"""Lloyd's k-means with k-means++ seeding, its assignment step on the exact nearest-neighbor kernel.
 
 Two evaluation tools need a partition of the training set:
 
@@ -8,7 +8,7 @@ Two evaluation tools need a partition of the training set:
 * the cells of the data-copying test C_T (Meehan, Chaudhuri & Dasgupta, AISTATS 2020, §4).
 
 Lloyd (1982): alternate (1) assign every point to its nearest centroid, (2) move each centroid to
-the mean of its points, until the centroids stop moving. Step (1) is an exact 1-nearest-neighbour
+the mean of its points, until the centroids stop moving. Step (1) is an exact 1-nearest-neighbor
 search of the points against the centroids, so it goes through ``gancore.nearest_neighbors`` (the
 Rust kernel). Seeding is k-means++ (Arthur & Vassilvitskii 2007) or uniformly random distinct points
 ("forgy"), which is the only affordable choice when k is in the thousands: k-means++ is k sequential
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_matrix, as_n_threads
-from .neighbours import nearest_neighbors
+from .._checks import as_matrix, as_n_threads
+from .kernels import LOCAL, Kernels
 
 __all__ = ["KMeansResult", "assign", "kmeans"]
 
@@ -54,7 +54,7 @@ def _check_int(value, name: str, low: int) -> int:
     return int(value)
 
 
-def assign(x, centroids, *, n_threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def assign(x, centroids, *, n_threads: int = 0, kernels: Kernels = LOCAL) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centroid of every row of ``x``: (labels int64 (n,), squared distances float64 (n,)).
 
     Ties go to the lower centroid index (the kernel's documented tie-break), so assignments are
@@ -62,31 +62,31 @@ def assign(x, centroids, *, n_threads: int = 0) -> tuple[np.ndarray, np.ndarray]
     """
     x = as_matrix(x, "x")
     centroids = as_matrix(centroids, "centroids")
-    idx, d2 = nearest_neighbors(x, centroids, 1, n_threads=n_threads)
+    idx, d2 = kernels.nearest_neighbors(x, centroids, 1, n_threads=n_threads)
     return idx[:, 0], d2[:, 0]
 
 
 def _kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator, n_threads: int) -> np.ndarray:
-    """k-means++ seeding: each next centre drawn with probability ∝ D(x)², D = distance to the
-    nearest centre chosen so far (k sequential passes over the data)."""
+    """k-means++ seeding: each next center drawn with probability ∝ D(x)², D = distance to the
+    nearest center chosen so far (k sequential passes over the data)."""
     n = x.shape[0]
     chosen = [int(rng.integers(n))]
-    # Distances to a single new centre are not a neighbour search: ‖x‖² − 2x·c + ‖c‖² by one GEMV
+    # Distances to a single new center are not a neighbor search: ‖x‖² − 2x·c + ‖c‖² by one GEMV
     # is 10× cheaper than a kernel call here, and rounding only perturbs sampling probabilities.
     sq = np.einsum("ij,ij->i", x, x)
 
-    def to_centre(c):
+    def to_center(c):
         return np.maximum(sq - 2.0 * (x @ c) + float(c @ c), 0.0)
 
-    d2 = to_centre(x[chosen[0]])
+    d2 = to_center(x[chosen[0]])
     for _ in range(1, k):
         total = d2.sum()
-        if total <= 0:  # every point already coincides with a centre: fill with unused points
+        if total <= 0:  # every point already coincides with a center: fill with unused points
             unused = np.setdiff1d(np.arange(n), chosen)
             chosen.append(int(rng.choice(unused)))
         else:
             chosen.append(int(rng.choice(n, p=d2 / total)))
-        np.minimum(d2, to_centre(x[chosen[-1]]), out=d2)
+        np.minimum(d2, to_center(x[chosen[-1]]), out=d2)
     return x[chosen].astype(np.float64)
 
 
@@ -116,6 +116,7 @@ def kmeans(
     tol: float = 1e-6,
     seed: int = 0,
     n_threads: int = 0,
+    kernels: Kernels = LOCAL,
 ) -> KMeansResult:
     """Partition the rows of ``x`` into ``k`` cells by Lloyd's algorithm.
 
@@ -127,8 +128,9 @@ def kmeans(
         else random: k-means++ needs k sequential passes, too slow for the 10,000-centroid row)
     max_iter : Lloyd iterations at most (≥ 1)
     tol : stop when the largest centroid move, squared, is ≤ ``tol`` × the mean squared norm of x
-    seed : seeds the initialisation and the re-seeding of empty cells
+    seed : seeds the initialization and the re-seeding of empty cells
     n_threads : for the nearest-centroid kernel (0 = all cores)
+    kernels : the nearest-neighbor kernel to call (:mod:`gancore.evaluate.kernels`)
 
     Empty cells are re-seeded at the point farthest from its centroid, so every cell of the result
     holds at least one point (C_T needs training points in every cell).
@@ -160,7 +162,7 @@ def kmeans(
     it = 0
     for it in range(1, max_iter + 1):
         # (1) assignment: nearest centroid, exact, through the Rust kernel.
-        labels, d2 = assign(x, centroids.astype(x.dtype), n_threads=n_threads)
+        labels, d2 = assign(x, centroids.astype(x.dtype), n_threads=n_threads, kernels=kernels)
         # (2) update: each centroid moves to the mean of its cell.
         counts = np.bincount(labels, minlength=k)
         new = centroids.copy()
@@ -178,7 +180,7 @@ def kmeans(
             converged = True
             break
 
-    labels, d2 = assign(x, centroids.astype(x.dtype), n_threads=n_threads)
+    labels, d2 = assign(x, centroids.astype(x.dtype), n_threads=n_threads, kernels=kernels)
     # A final safety net: if a cell is still empty after the last update, give it a point.
     counts = np.bincount(labels, minlength=k)
     for c in np.flatnonzero(counts == 0):

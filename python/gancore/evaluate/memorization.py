@@ -1,6 +1,6 @@
-"""Memorisation tests, beyond the paper's single nearest neighbour (Figure 2).
+"""Memorization tests, beyond the paper's single nearest neighbor (Figure 2).
 
-Three numbers, all built on the exact nearest-neighbour kernel (``gancore.nearest_neighbors``):
+Three numbers, all built on the exact nearest-neighbor kernel (``gancore.nearest_neighbors``):
 
 1. **Nearest-training distances** of generated samples and of held-out test images. A model that
    copies its training set has generated distances far *below* the test images' distances.
@@ -20,7 +20,7 @@ Three numbers, all built on the exact nearest-neighbour kernel (``gancore.neares
    points have weight P_n(π) = 0 and are skipped (the authors' code raises instead). Unlike the
    authors' code we use the tie-corrected variance of U and no continuity correction; ties are
    negligible for continuous data, and the difference is at most 0.5/σ_U.
-3. **1-nearest-neighbour two-sample test** (Lopez-Paz & Oquab 2017): leave-one-out 1-NN
+3. **1-nearest-neighbor two-sample test** (Lopez-Paz & Oquab 2017): leave-one-out 1-NN
    classification of generated vs held-out real points; accuracy ≈ 0.5 when the two are
    indistinguishable, → 1 when they are easy to tell apart.
 """
@@ -33,15 +33,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ._validate import as_matrix, as_n_threads
-from .neighbours import nearest_neighbors
+from .._checks import as_matrix, as_n_threads
+from .kernels import LOCAL, Kernels
 
 __all__ = [
     "DataCopyingResult",
     "copying_verdict",
     "data_copying_test",
     "mann_whitney_z",
-    "memorisation_report",
+    "memorization_report",
     "nn_distances",
     "one_nn_two_sample",
 ]
@@ -49,14 +49,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def nn_distances(queries, train, *, n_threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def nn_distances(queries, train, *, n_threads: int = 0, kernels: Kernels = LOCAL) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean distance (not squared) from each query to its nearest training row, and its index.
 
     Returns (distances float64 (m,), indices int64 (m,)).
     """
     queries = as_matrix(queries, "queries")
     train = as_matrix(train, "train")
-    idx, d2 = nearest_neighbors(queries, train, 1, n_threads=n_threads)
+    idx, d2 = kernels.nearest_neighbors(queries, train, 1, n_threads=n_threads)
     return np.sqrt(np.maximum(d2[:, 0], 0.0)), idx[:, 0]
 
 
@@ -100,7 +100,7 @@ def mann_whitney_z(generated, test) -> tuple[float, float]:
 
 @dataclass
 class DataCopyingResult:
-    """Outcome of :func:`data_copying_test` (numbers in the report's memorisation section)."""
+    """Outcome of :func:`data_copying_test` (numbers in the report's memorization section)."""
 
     c_t: float  # weighted mean of per-cell Z_U over the kept cells
     z_global: float  # Z_U over all points with distances to the whole training set
@@ -129,6 +129,7 @@ def data_copying_test(
     seed: int = 0,
     kmeans_iters: int = 20,
     n_threads: int = 0,
+    kernels: Kernels = LOCAL,
 ) -> DataCopyingResult:
     """Meehan, Chaudhuri & Dasgupta's C_T statistic and the global Z_U (see the module docstring).
 
@@ -166,14 +167,14 @@ def data_copying_test(
         raise ValueError(f"tau must be a finite fraction >= 0 of the generated samples; got {tau!r}")
 
     if cells is None:
-        cells = kmeans(train, n_cells, max_iter=kmeans_iters, seed=seed, n_threads=n_threads)
+        cells = kmeans(train, n_cells, max_iter=kmeans_iters, seed=seed, n_threads=n_threads, kernels=kernels)
     centroids = np.asarray(cells.centroids)
     k = centroids.shape[0]
     t_cells = np.asarray(cells.labels, dtype=np.int64)
     if t_cells.shape != (train.shape[0],):
         raise ValueError(f"cells.labels must give one cell per training row; got shape {t_cells.shape}")
-    g_cells, _ = assign(generated, centroids, n_threads=n_threads)
-    p_cells, _ = assign(test, centroids, n_threads=n_threads)
+    g_cells, _ = assign(generated, centroids, n_threads=n_threads, kernels=kernels)
+    p_cells, _ = assign(test, centroids, n_threads=n_threads, kernels=kernels)
 
     g_counts = np.bincount(g_cells, minlength=k)
     p_counts = np.bincount(p_cells, minlength=k)
@@ -194,8 +195,8 @@ def data_copying_test(
     if not keep.any():
         logger.warning("data-copying test: no cell holds more than τ·m = %.1f generated samples", tau * m)
 
-    lq_all, _ = nn_distances(generated, train, n_threads=n_threads)
-    lp_all, _ = nn_distances(test, train, n_threads=n_threads)
+    lq_all, _ = nn_distances(generated, train, n_threads=n_threads, kernels=kernels)
+    lp_all, _ = nn_distances(test, train, n_threads=n_threads, kernels=kernels)
     z_global = mann_whitney_z(lq_all, lp_all)[1]
     result = DataCopyingResult(
         c_t=c_t,
@@ -214,15 +215,15 @@ def data_copying_test(
     return result
 
 
-def one_nn_two_sample(generated, real, *, n_threads: int = 0) -> dict:
-    """Leave-one-out 1-nearest-neighbour two-sample test accuracy (Lopez-Paz & Oquab, ICLR 2017).
+def one_nn_two_sample(generated, real, *, n_threads: int = 0, kernels: Kernels = LOCAL) -> dict:
+    """Leave-one-out 1-nearest-neighbor two-sample test accuracy (Lopez-Paz & Oquab, ICLR 2017).
 
     Pool the generated and real points, label them, and classify every point by the label of its
     nearest *other* point. Returns ``accuracy`` (overall), ``accuracy_generated``,
     ``accuracy_real``. ≈ 0.5 with both parts ≈ 0.5: indistinguishable; → 1: easily told apart (poor
     samples or mode collapse); well below 0.5: generated points sit on top of the real ones (copies
     of them). Read the two parts too: samples spread *more* than the data (e.g. noisy images) have
-    real points as nearest neighbours, giving ≈ 0 for generated and ≈ 1 for real, 0.5 overall.
+    real points as nearest neighbors, giving ≈ 0 for generated and ≈ 1 for real, 0.5 overall.
     Use equal sizes for a balanced test.
     """
     generated = as_matrix(generated, "generated")
@@ -235,7 +236,7 @@ def one_nn_two_sample(generated, real, *, n_threads: int = 0) -> dict:
     labels = np.r_[np.zeros(generated.shape[0], bool), np.ones(real.shape[0], bool)]
     if pool.shape[0] < 2:
         raise ValueError("need at least two points in total")
-    idx, _ = nearest_neighbors(pool, pool, 2, n_threads=n_threads)
+    idx, _ = kernels.nearest_neighbors(pool, pool, 2, n_threads=n_threads)
     # Leave one out: the nearest point other than itself. With exact duplicates the point itself may
     # come second (ties go to the lower index), so pick whichever of the two is not i.
     own = np.arange(pool.shape[0])
@@ -281,15 +282,17 @@ def copying_verdict(c_t: float, z_global: float, *, threshold: float = 3.0, weig
     return text
 
 
-def memorisation_report(generated, test, train, *, n_cells: int = 50, seed: int = 0, n_threads: int = 0) -> dict:
-    """All memorisation numbers for one generator, as the evaluation report stores them: summaries
+def memorization_report(
+    generated, test, train, *, n_cells: int = 50, seed: int = 0, n_threads: int = 0, kernels: Kernels = LOCAL
+) -> dict:
+    """All memorization numbers for one generator, as the evaluation report stores them: summaries
     of both nearest-training distance samples, C_T and global Z_U, the 1-NN two-sample test and a
     verdict. Use as many generated samples as test images. The raw distances are kept under
     ``"_distances"`` (generated, test) for the histogram; keys starting with "_" are not saved."""
-    d_gen, _ = nn_distances(generated, train, n_threads=n_threads)
-    d_test, _ = nn_distances(test, train, n_threads=n_threads)
-    dc = data_copying_test(generated, test, train, n_cells=n_cells, seed=seed, n_threads=n_threads)
-    one_nn = one_nn_two_sample(generated, test, n_threads=n_threads)
+    d_gen, _ = nn_distances(generated, train, n_threads=n_threads, kernels=kernels)
+    d_test, _ = nn_distances(test, train, n_threads=n_threads, kernels=kernels)
+    dc = data_copying_test(generated, test, train, n_cells=n_cells, seed=seed, n_threads=n_threads, kernels=kernels)
+    one_nn = one_nn_two_sample(generated, test, n_threads=n_threads, kernels=kernels)
 
     def summary(d):
         q = np.quantile(d, [0.0, 0.01, 0.1, 0.5, 0.9])

@@ -2,7 +2,7 @@
 
 ``report.md`` puts our Parzen row beside the reference rows computed by the same code and the
 paper's Table 1 (Goodfellow et al. 2014), lists every warning first, tabulates the σ curve, embeds
-the figures and states the memorisation verdict, so a reader can judge the headline number.
+the figures and states the memorization verdict, so a reader can judge the headline number.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.atomic import write_atomic
 from .table1 import PAPER_TABLE1, ParzenResult
 
 __all__ = ["headline", "render_markdown", "write_report"]
@@ -48,7 +49,7 @@ def _json_default(o):
         return o.tolist()
     if isinstance(o, Path):
         return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 def _clean(o):
@@ -65,16 +66,14 @@ def _clean(o):
 def write_report(report: dict, out_dir) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.md`` into ``out_dir``; keys starting with "_" are in-memory
     only (arrays for figures). Returns the two paths."""
-    from . import __version__
+    from .. import __version__
 
     out_dir = Path(out_dir)
     report.setdefault("gancore_version", __version__)
     report.setdefault("created_utc", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     clean = _clean(json.loads(json.dumps(_clean(report), default=_json_default)))
-    pj = out_dir / "report.json"
-    pj.write_text(json.dumps(clean, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    pm = out_dir / "report.md"
-    pm.write_text(render_markdown(clean), encoding="utf-8")
+    pj = write_atomic(out_dir / "report.json", json.dumps(clean, indent=2, ensure_ascii=False) + "\n")
+    pm = write_atomic(out_dir / "report.md", render_markdown(clean))
     return pj, pm
 
 
@@ -82,7 +81,7 @@ def _row(name: str, r: dict, note: str, *, bold: bool = False) -> str:
     value = f"{r['mean']:.1f} ± {r['se']:.1f}"
     if bold:
         value = f"**{value}**"
-    return f"| {name} | {value} | {r['sigma']:.3g} | {r['n_centres']} | {note} |"
+    return f"| {name} | {value} | {r['sigma']:.3g} | {r['n_centers']} | {note} |"
 
 
 def render_markdown(rep: dict) -> str:
@@ -96,14 +95,14 @@ def render_markdown(rep: dict) -> str:
         out += ["## ⚠ Warnings", ""] + [f"- **{w}**" for w in rep["warnings"]] + [""]
 
     out += ["## Table 1: Parzen window-based log-likelihood (nats)", ""]
-    out += [(f"Protocol `{p['protocol']}`: {p['n_centres']} samples as centres, σ chosen on "
+    out += [(f"Protocol `{p['protocol']}`: {p['n_centers']} samples as centers, σ chosen on "
              f"{p['n_valid']} validation images, mean ± std/√N over {p['n_test']} test images; "
              f"d = {p['d']}; data range [{p['data_range'][0]:.3g}, {p['data_range'][1]:.3g}] "
              f"(the paper's scale is [0,1]). Seed {rep['seed']}; samples in `{rep['samples_file']}`."), ""]
-    out += ["| model | log-likelihood | σ | centres | what it is |", "|---|---|---|---|---|"]
+    out += ["| model | log-likelihood | σ | centers | what it is |", "|---|---|---|---|---|"]
     out.append(_row("**this run (GAN)**", p, "generator samples", bold=True))
     notes = {
-        "train": "real training images as centres: what a generator that reproduced the training set would get",
+        "train": "real training images as centers: what a generator that reproduced the training set would get",
         "kmeans": "k-means centroids of the training set: not a sampler, yet it scores well (Theis et al. 2016)",
     }
     for k, r in rep.get("references", {}).items():
@@ -125,13 +124,13 @@ def render_markdown(rep: dict) -> str:
         out.append("**The best σ lies on the edge of the grid**: the optimum may lie outside it.")
     out.append("")
 
-    mem = rep.get("memorisation")
+    mem = rep.get("memorization")
     if mem:
         dc = mem["data_copying"]
         g, t = mem["generated_nn_distance"], mem["test_nn_distance"]
         nn = mem["one_nn_two_sample"]
         ct = "n/a" if dc["c_t"] is None else f"{dc['c_t']:.2f}"
-        out += ["## Memorisation", "", f"**Verdict: {mem['verdict']}**", ""]
+        out += ["## Memorization", "", f"**Verdict: {mem['verdict']}**", ""]
         out += [
             f"Computed on {mem['n_generated']} generated samples and {mem['n_test']} held-out test images.",
             "",

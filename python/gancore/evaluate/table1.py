@@ -14,7 +14,7 @@ Protocols
 validation split; result = mean test LL ± std (ddof 0) / √N_test.
 
 ``full`` — the whole validation split, a denser grid ``logspace(−1.5, 0.5, 41)``, then a second
-single pass over a fine grid between the best point's neighbours (σ refined to ~0.1 % in log σ).
+single pass over a fine grid between the best point's neighbors (σ refined to ~0.1 % in log σ).
 
 TFD (5 folds): σ is chosen per fold and ± is the standard error across folds
 (:func:`combine_folds`).
@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ._validate import as_matrix, as_n_threads, as_sigmas
-from .parzen import parzen_loglik
+from .._checks import as_matrix, as_n_threads, as_sigmas
+from .kernels import LOCAL, Kernels
 
 __all__ = [
     "FULL_SIGMAS",
@@ -92,7 +92,7 @@ class ParzenResult:
 
     ``mean`` ± ``se`` is the headline (nats); ``sigmas``/``valid_ll`` is the whole σ → mean
     validation LL curve that chose ``sigma``; ``data_range`` is (min, max) over the evaluated data
-    and centres; ``warnings`` holds the text of every warning raised.
+    and centers; ``warnings`` holds the text of every warning raised.
     """
 
     protocol: str
@@ -102,7 +102,7 @@ class ParzenResult:
     sigma: float
     sigmas: list[float]
     valid_ll: list[float]
-    n_centres: int
+    n_centers: int
     n_valid: int
     n_test: int
     d: int
@@ -151,27 +151,27 @@ def check_data_scale(named_arrays: dict, *, expected=(0.0, 1.0), tol: float = 1e
     return messages
 
 
-def select_sigma(valid, centres, sigmas, *, n_threads: int = 0) -> tuple[float, np.ndarray]:
+def select_sigma(valid, centers, sigmas, *, n_threads: int = 0, kernels: Kernels = LOCAL) -> tuple[float, np.ndarray]:
     """σ of ``sigmas`` with the best mean validation log-likelihood, and the whole curve.
 
     All σ are served by one pass of the kernel. Ties go to the first (smallest-index) σ, as
     ``numpy.argmax`` in the 2014 script.
     """
     sigmas, _ = as_sigmas(sigmas)
-    ll = parzen_loglik(valid, centres, sigmas, n_threads=n_threads)  # (s, n_valid)
+    ll = kernels.parzen_loglik(valid, centers, sigmas, n_threads=n_threads)  # (s, n_valid)
     curve = ll.mean(axis=1)
     return float(sigmas[int(np.argmax(curve))]), curve
 
 
-def _refine(valid, centres, sigmas, curve, n_threads) -> tuple[float, np.ndarray, np.ndarray]:
+def _refine(valid, centers, sigmas, curve, n_threads, kernels) -> tuple[float, np.ndarray, np.ndarray]:
     """Second pass for the ``full`` protocol: a fine log-spaced grid between the best grid point's
-    neighbours, merged into the curve. The validation curve is smooth and unimodal in log σ in
+    neighbors, merged into the curve. The validation curve is smooth and unimodal in log σ in
     practice, so this finds the optimum to the fine grid's resolution."""
     i = int(np.argmax(curve))
     lo = sigmas[max(i - 1, 0)]
     hi = sigmas[min(i + 1, len(sigmas) - 1)]
     fine = np.logspace(math.log10(lo), math.log10(hi), 41)
-    fine_curve = parzen_loglik(valid, centres, fine, n_threads=n_threads).mean(axis=1)
+    fine_curve = kernels.parzen_loglik(valid, centers, fine, n_threads=n_threads).mean(axis=1)
     all_s = np.concatenate([sigmas, fine])
     all_c = np.concatenate([curve, fine_curve])
     order = np.argsort(all_s, kind="stable")
@@ -180,7 +180,7 @@ def _refine(valid, centres, sigmas, curve, n_threads) -> tuple[float, np.ndarray
 
 
 def parzen_protocol(
-    centres,
+    centers,
     valid,
     test,
     *,
@@ -189,39 +189,41 @@ def parzen_protocol(
     n_valid: int | None = None,
     n_threads: int = 0,
     label: str = "samples",
+    kernels: Kernels = LOCAL,
 ) -> ParzenResult:
     """Run the Table 1 protocol: choose σ on ``valid``, report the mean test LL ± standard error.
 
     Parameters
     ----------
-    centres : (n, d) generator samples (or real images / centroids for a reference row)
+    centers : (n, d) generator samples (or real images / centroids for a reference row)
     valid : (n_v, d) the validation split. The ``paper`` protocol keeps its first ``n_valid``
         rows (default 1,000, as ``parzen_ll.py``'s ``limit_size``); ``full`` keeps them all.
     test : (n_t, d) test images; every row is used
     protocol : "paper" or "full"
     sigmas : override the σ grid (default PAPER_SIGMAS for paper, FULL_SIGMAS for full)
     n_valid : override how many validation rows are used (None = protocol default)
-    label : what ``centres`` are, for warning messages
+    label : what ``centers`` are, for warning messages
+    kernels : the Parzen kernel to call (:mod:`gancore.evaluate.kernels`; sharded under torchrun)
 
     Warns (``GridEdgeWarning``) when the best σ lies on the edge of the grid and
     (``DataScaleWarning``) when any array is outside [0,1]; the messages are kept in the result.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}")
-    centres = as_matrix(centres, "centres")
+    centers = as_matrix(centers, "centers")
     valid = as_matrix(valid, "valid")
     test = as_matrix(test, "test")
     n_threads = as_n_threads(n_threads)
     for name, arr in (("valid", valid), ("test", test)):
-        if arr.shape[1] != centres.shape[1]:
+        if arr.shape[1] != centers.shape[1]:
             raise ValueError(
-                f"{name} must have the same width as centres (d = {centres.shape[1]}); "
+                f"{name} must have the same width as centers (d = {centers.shape[1]}); "
                 f"got {name}.shape={arr.shape}"
             )
         if arr.shape[0] == 0:
             raise ValueError(f"{name} must have at least one row")
-    if centres.shape[0] == 0:
-        raise ValueError("centres must have at least one row")
+    if centers.shape[0] == 0:
+        raise ValueError("centers must have at least one row")
     if sigmas is None:
         sigmas = PAPER_SIGMAS if protocol == "paper" else FULL_SIGMAS
     sigmas, _ = as_sigmas(sigmas)
@@ -232,9 +234,9 @@ def parzen_protocol(
         raise ValueError(f"n_valid must be a positive int; got {n_valid!r}")
     valid = valid[: int(n_valid)]
 
-    msgs = check_data_scale({label: centres, "valid": valid, "test": test})
+    msgs = check_data_scale({label: centers, "valid": valid, "test": test})
 
-    sigma, curve = select_sigma(valid, centres, sigmas, n_threads=n_threads)
+    sigma, curve = select_sigma(valid, centers, sigmas, n_threads=n_threads, kernels=kernels)
     i = int(np.argmax(curve))
     edge = len(sigmas) > 1 and i in (0, len(sigmas) - 1)
     if edge:
@@ -248,9 +250,9 @@ def parzen_protocol(
             )
         )
     if protocol == "full" and len(sigmas) > 1:
-        sigma, sigmas, curve = _refine(valid, centres, sigmas, curve, n_threads)
+        sigma, sigmas, curve = _refine(valid, centers, sigmas, curve, n_threads, kernels)
 
-    ll = parzen_loglik(test, centres, sigma, n_threads=n_threads)
+    ll = kernels.parzen_loglik(test, centers, sigma, n_threads=n_threads)
     std = float(ll.std())  # ddof 0, as numpy's default in parzen_ll.py
     se = std / math.sqrt(ll.shape[0])
     result = ParzenResult(
@@ -261,13 +263,13 @@ def parzen_protocol(
         sigma=sigma,
         sigmas=[float(s) for s in sigmas],
         valid_ll=[float(c) for c in curve],
-        n_centres=int(centres.shape[0]),
+        n_centers=int(centers.shape[0]),
         n_valid=int(valid.shape[0]),
         n_test=int(test.shape[0]),
-        d=int(centres.shape[1]),
+        d=int(centers.shape[1]),
         data_range=(
-            float(min(centres.min(), valid.min(), test.min())),
-            float(max(centres.max(), valid.max(), test.max())),
+            float(min(centers.min(), valid.min(), test.min())),
+            float(max(centers.max(), valid.max(), test.max())),
         ),
         grid_edge=bool(edge),
         warnings=msgs,
@@ -295,39 +297,40 @@ def reference_rows(
     valid,
     test,
     *,
-    n_centres: int = PAPER_N_SAMPLES,
+    n_centers: int = PAPER_N_SAMPLES,
     protocol: str = "paper",
     kmeans_iters: int = 10,
     seed: int = 0,
     n_threads: int = 0,
     include: tuple[str, ...] = ("train", "kmeans"),
+    kernels: Kernels = LOCAL,
 ) -> dict[str, ParzenResult]:
     """Reference rows computed by the same protocol, so the model's number can be judged.
 
-    ``"train"`` — ``n_centres`` random *real training images* as centres: what a generator that
-    reproduced the training set would score. ``"kmeans"`` — ``n_centres`` k-means centroids of the
+    ``"train"`` — ``n_centers`` random *real training images* as centers: what a generator that
+    reproduced the training set would score. ``"kmeans"`` — ``n_centers`` k-means centroids of the
     training set (Lloyd from random distinct points, ``kmeans_iters`` iterations): not a sampler at
     all, yet it scores well, the known weakness of the estimator (Theis et al. 2016, §3.2).
     """
     from .kmeans import kmeans
 
     train = as_matrix(train, "train")
-    if isinstance(n_centres, bool) or not isinstance(n_centres, (int, np.integer)) or n_centres < 1:
-        raise ValueError(f"n_centres must be a positive int; got {n_centres!r}")
+    if isinstance(n_centers, bool) or not isinstance(n_centers, (int, np.integer)) or n_centers < 1:
+        raise ValueError(f"n_centers must be a positive int; got {n_centers!r}")
     unknown = set(include) - {"train", "kmeans"}
     if unknown:
         raise ValueError(f"include may only name 'train' and 'kmeans'; got {sorted(unknown)}")
-    n = min(int(n_centres), train.shape[0])
+    n = min(int(n_centers), train.shape[0])
     rng = np.random.default_rng(seed)
     rows: dict[str, ParzenResult] = {}
     if "train" in include:
-        centres = train[np.sort(rng.choice(train.shape[0], size=n, replace=False))]
+        centers = train[np.sort(rng.choice(train.shape[0], size=n, replace=False))]
         rows["train"] = parzen_protocol(
-            centres, valid, test, protocol=protocol, n_threads=n_threads, label="training images"
+            centers, valid, test, protocol=protocol, n_threads=n_threads, label="training images", kernels=kernels
         )
     if "kmeans" in include:
-        km = kmeans(train, n, init="random", max_iter=kmeans_iters, seed=seed, n_threads=n_threads)
+        km = kmeans(train, n, init="random", max_iter=kmeans_iters, seed=seed, n_threads=n_threads, kernels=kernels)
         rows["kmeans"] = parzen_protocol(
-            km.centroids, valid, test, protocol=protocol, n_threads=n_threads, label="k-means centroids"
+            km.centroids, valid, test, protocol=protocol, n_threads=n_threads, label="k-means centroids", kernels=kernels
         )
     return rows

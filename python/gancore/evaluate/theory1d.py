@@ -154,7 +154,7 @@ def check_optimal_discriminator(
     lr: float = 3e-3,
     seed: int = 0,
 ) -> dict:
-    """Train D to convergence on samples of a fixed p_data and p_g (maximise V, Eq. 1) and compare it
+    """Train D to convergence on samples of a fixed p_data and p_g (maximize V, Eq. 1) and compare it
     with D* (Eq. 2) on the grid where p_data + p_g carries mass.
 
     Returns max and mean |D − D*| over that region, the value V(D) estimated on fresh samples next
@@ -208,7 +208,7 @@ def _fit_d(D, opt, sched, p_data, p_g, steps, batch, rng):
     for _ in range(steps):
         xr = torch.as_tensor(p_data.sample(batch, rng), dtype=torch.float32)[:, None]
         xf = torch.as_tensor(p_g.sample(batch, rng), dtype=torch.float32)[:, None]
-        # max_D E log D(x) + E log(1 − D(x_g)), i.e. minimise the binary cross-entropy from logits.
+        # max_D E log D(x) + E log(1 − D(x_g)), i.e. minimize the binary cross-entropy from logits.
         loss = F.softplus(-D(xr)).mean() + F.softplus(D(xf)).mean()
         opt.zero_grad()
         loss.backward()
@@ -230,7 +230,7 @@ class GanSnapshot:
 
 def _density(samples: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Kernel density of 1-D samples on ``x`` via the Parzen kernel (d = 1), Silverman bandwidth."""
-    from .parzen import parzen_loglik
+    from ..parzen import parzen_loglik
 
     s = np.asarray(samples, np.float64)
     bw = max(1.06 * s.std() * s.size ** (-0.2), 1e-3)
@@ -299,7 +299,7 @@ def _train_loop(G, D, opt_g, opt_d, p_data, steps, batch, rng, want, snap, k=1):
     if 0 in want:
         snap(0)
     for step in range(1, steps + 1):
-        # (1) k times: update D, maximising log D(x) + log(1 − D(G(z))).
+        # (1) k times: update D, maximizing log D(x) + log(1 − D(G(z))).
         for _ in range(k):
             xr = torch.as_tensor(p_data.sample(batch, rng), dtype=torch.float32)[:, None]
             xf = G(torch.rand(batch, 1)).detach()
@@ -307,7 +307,7 @@ def _train_loop(G, D, opt_g, opt_d, p_data, steps, batch, rng, want, snap, k=1):
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
-        # (2) Update G: maximise log D(G(z)) (the non-saturating loss of §3).
+        # (2) Update G: maximize log D(G(z)) (the non-saturating loss of §3).
         loss_g = F.softplus(-D(G(torch.rand(batch, 1)))).mean()
         opt_g.zero_grad()
         loss_g.backward()
@@ -323,11 +323,9 @@ def figure1(path, snapshots: list[GanSnapshot] | None = None, **train_kwargs) ->
         snapshots = train_gan_1d(**train_kwargs)
     if not snapshots:
         raise ValueError("snapshots must not be empty")
-    import matplotlib
+    from ..common.grid import pyplot, save_plot
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(snapshots), figsize=(3.2 * len(snapshots), 2.8), sharey=True)
     axes = np.atleast_1d(axes)
     for i, (ax, s) in enumerate(zip(axes, snapshots)):
@@ -345,8 +343,7 @@ def figure1(path, snapshots: list[GanSnapshot] | None = None, **train_kwargs) ->
         ax.set_xlabel("x")
     axes[0].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, path)
     logger.info("wrote %s", path)
     return {"path": str(path), "final": snapshots[-1].extra, "steps": [s.step for s in snapshots]}
 

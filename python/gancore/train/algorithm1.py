@@ -5,7 +5,7 @@
     for k steps:   sample {z_1..z_m} ~ p_z and {x_1..x_m} ~ p_data          (fresh for every step)
                    ascend  ∇θd 1/m Σ [log D(x_i) + log(1 − D(G(z_i)))]
     then           sample fresh {z_1..z_m} ~ p_z
-                   descend ∇θg 1/m Σ log(1 − D(G(z_i)))    (or the chosen G loss, SPEC §2)
+                   descend ∇θg 1/m Σ log(1 − D(G(z_i)))    (or the chosen G loss, tutorial §3.2)
 
 ``simultaneous`` is what the 2014 code (pylearn2 ``AdversaryCost2`` with plain ``SGD``) actually ran:
 one minibatch of data and one of noise, D's and G's gradients both taken from that same forward pass
@@ -70,7 +70,7 @@ class MinibatchStream:
 
 
 class Game:
-    """G, D, their optimisers and the randomness one iteration needs.
+    """G, D, their optimizers and the randomness one iteration needs.
 
     Data parallel: ``shard=(rank, world)``, then :meth:`attach_ddp` with the players wrapped in
     DistributedDataParallel (see the module docstring); ``gen``/``disc`` stay the plain modules.
@@ -169,7 +169,7 @@ class Game:
             real_mean = d_real if real_mean is None else real_mean + d_real
         # ---- (2) update G by descending  1/m Σ log(1 − D(G(z)))  (or the chosen G loss) ----------
         with self.autocast():
-            # fresh noise; D keeps its dropout (SPEC §3). Plain D: it is only differentiated through.
+            # fresh noise; D keeps its dropout (as in the 2014 AdversaryCost2). Plain D: it is only differentiated through.
             fake_logits = self.disc(self.sync_gen(self.noise())).float()
         loss_g = generator_loss(fake_logits, self.cfg.g_loss)
         grads_g = self.grads(loss_g, self.g_params)

@@ -7,8 +7,8 @@ Layout inside a run directory::
         step_00001500/
             generator.safetensors      G's weights (and batch-norm buffers)
             discriminator.safetensors  D's weights (and batch-norm buffers)
-            state.safetensors          optimiser buffers, the epoch's permutation, RNG states as bytes
-            state.json                 step, epoch, schedule values, config and its fingerprint, the
+            state.safetensors          optimizer buffers, the epoch's permutation, RNG states as bytes
+            state.json                 step, epoch, schedule values, the config (compared field by field on load), the
                                        Python/NumPy RNG states, and the SHA-256 of the three files above
 
 Writing is atomic: everything goes to ``checkpoints/.tmp-step_…``, each file is fsync'ed, the folder
@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -31,9 +32,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..common.atomic import fsync_dir, fsync_file, write_atomic
 from . import config as config_mod
 from .models import build_generator
-from ._fsutil import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +64,10 @@ def checkpoint_dir(run_dir) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file, fsync and rename: all or nothing."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
 def save(run_dir, step: int, *, gen, disc, tensors: dict[str, torch.Tensor], meta: dict, keep: int = 2) -> Path:
     """Write checkpoint ``step_{step:08d}`` atomically and point ``LATEST`` at it.
 
-    ``tensors`` are the non-weight tensors (optimiser state, RNG bytes…); ``meta`` is JSON-able.
+    ``tensors`` are the non-weight tensors (optimizer state, RNG bytes…); ``meta`` is JSON-able.
     Older checkpoints beyond the newest ``keep`` are deleted afterwards.
     """
     root = checkpoint_dir(run_dir)
@@ -86,16 +76,22 @@ def save(run_dir, step: int, *, gen, disc, tensors: dict[str, torch.Tensor], met
     tmp = root / f".tmp-{name}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_file(_cpu_contiguous(gen.state_dict()), str(tmp / FILES[0]))
-    _test_kill_point("mid-file", partial=tmp / FILES[0])
-    save_file(_cpu_contiguous(disc.state_dict()), str(tmp / FILES[1]))
-    save_file(_cpu_contiguous(tensors), str(tmp / FILES[2]))
-    for fname in FILES:
-        _fsync_file(tmp / fname)
-    meta = dict(meta, format=FORMAT, step=step, files={f: _sha256(tmp / f) for f in FILES})
-    write_atomic(tmp / "state.json", json.dumps(meta, indent=1, sort_keys=True).encode())
-    _test_kill_point("before-rename")
+    try:
+        tmp.mkdir()
+        _save_tensors(gen.state_dict(), tmp / FILES[0])
+        _test_kill_point("mid-file", partial=tmp / FILES[0])
+        _save_tensors(disc.state_dict(), tmp / FILES[1])
+        _save_tensors(tensors, tmp / FILES[2])
+        for fname in FILES:
+            fsync_file(tmp / fname)
+        meta = dict(meta, format=FORMAT, step=step, files={f: _sha256(tmp / f) for f in FILES})
+        write_atomic(tmp / "state.json", json.dumps(meta, indent=1, sort_keys=True).encode())
+        _test_kill_point("before-rename")
+    except BaseException:
+        # A failed write (disk full, permission denied, Ctrl-C) must not leave its half-written folder
+        # taking the space the next attempt needs; the previous checkpoint and LATEST are untouched.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     final = root / name
     if final.exists():  # a re-save of the same step (e.g. Ctrl-C right after an epoch's checkpoint)
         shutil.rmtree(final)
@@ -105,6 +101,21 @@ def save(run_dir, step: int, *, gen, disc, tensors: dict[str, torch.Tensor], met
     write_atomic(root / "LATEST", name.encode())
     _prune(root, keep, newest=name)
     return final
+
+
+def _save_tensors(state: dict, path: Path) -> None:
+    """``safetensors.save_file``, with its I/O failures (reported as ``SafetensorError`` wrapping the OS
+    error, e.g. "No space left on device") raised as the ``OSError`` they are, naming ``path``."""
+    try:
+        save_file(_cpu_contiguous(state), str(path))
+    except OSError:
+        raise
+    except Exception as exc:  # SafetensorError: the OS error survives only as text ("(os error 28)")
+        code = re.search(r"(?:os error |code: )(\d+)", str(exc))
+        if code is None:
+            raise
+        err = int(code.group(1))
+        raise OSError(err, os.strerror(err), str(path)) from exc
 
 
 def latest(run_dir) -> Path | None:
@@ -145,8 +156,8 @@ def load(path: Path, *, cfg=None, device="cpu") -> tuple[dict, dict, dict, dict]
                 f"{f} does not match the SHA-256 recorded in state.json: the checkpoint is truncated or corrupted"
             )
     if cfg is not None:
-        # Compare field by field (not by fingerprint) so that a field added to TrainConfig later, whose
-        # default keeps the old behaviour, does not orphan older checkpoints.
+        # Compare field by field (not by a hash of the config) so that a field added to TrainConfig later, whose
+        # default keeps the old behavior, does not orphan older checkpoints.
         saved = {**config_mod.TrainConfig().to_dict(), **meta.get("config", {})}
         diff = _config_diff(saved, cfg.to_dict(), cfg.RESUMABLE)
         if diff:
@@ -200,11 +211,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
 
 
 def _prune(root: Path, keep: int, newest: str) -> None:

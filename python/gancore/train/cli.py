@@ -21,22 +21,34 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
 from pathlib import Path
 
 from . import config as C
-from ._cli import build_parser, config_overrides
+from ..common.atomic import remove_temporaries
+from ..common.failures import (
+    EXIT_DIST,
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    EXIT_IO,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    describe_os_error,
+)
+from ..common.lock import RunLocked, hold_run_lock, release_run_lock
+from .flags import build_parser, config_overrides
 
 log = logging.getLogger("gancore.train")
 
-EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_DIST, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from . import distributed
+    from ..distributed import group as distributed
 
     rank = int(os.environ.get("RANK", "0") or 0) if distributed.launched() else 0
     logging.basicConfig(
@@ -46,7 +58,6 @@ def main(argv=None) -> int:
     )
     import torch  # after argument parsing, so --help is instant
 
-    from .trainer import TrainingDiverged
 
     try:
         cfg, run_dir, resuming = resolve(args)
@@ -59,10 +70,18 @@ def main(argv=None) -> int:
             device = _local_device(device, dist, torch)
             run_dir = dist.broadcast(run_dir)  # rank 0's: a default name holds the time of day
         trainer = start(cfg, run_dir, device, dist, resuming)
+    except RunLocked as exc:
+        log.error("%s", exc)
+        distributed.teardown()
+        return EXIT_LOCKED
     except (ValueError, FileNotFoundError, ImportError) as exc:
         log.error("%s", exc)
         distributed.teardown()
         return EXIT_USAGE
+    except OSError as exc:  # the run directory cannot be created or written (read-only, permission, no space)
+        log.error("cannot start the run: %s", describe_os_error(exc))
+        distributed.teardown()
+        return EXIT_IO
     except torch.distributed.DistError as exc:  # the group could not form (e.g. a rank never arrived)
         log.error("%s", distributed.failure_hint(distributed.current(), exc))
         return EXIT_DIST
@@ -84,6 +103,18 @@ def main(argv=None) -> int:
             cfg.batch_size // dist.world_size,
             cfg.batch_size,
         )
+    try:
+        return _train(args, cfg, run_dir, device, dist, trainer)
+    finally:
+        if dist.is_main:
+            release_run_lock(run_dir)
+
+
+def _train(args, cfg, run_dir: Path, device, dist, trainer) -> int:
+    """Algorithm 1 to the end of the run, then the evaluation; the exit code."""
+    from ..distributed import group as distributed
+    from .trainer import TrainingDiverged
+
     t0 = time.perf_counter()
     try:
         trainer.run()
@@ -95,6 +126,19 @@ def main(argv=None) -> int:
         log.warning("interrupted at step %d; resume with: %s --resume %s", trainer.step, _command(dist), run_dir)
         distributed.teardown()
         return EXIT_INTERRUPTED
+    except OSError as exc:  # disk full, read-only, permission, a vanished directory: the user can fix it
+        last = _latest_or_none(run_dir)
+        log.error(
+            "%s. Training stopped at step %d; the last good checkpoint %s is intact. Fix that, then continue "
+            "with: %s --resume %s",
+            describe_os_error(exc),
+            trainer.step,
+            last or "(none yet)",
+            _command(dist),
+            run_dir,
+        )
+        distributed.teardown()
+        return EXIT_IO
     except RuntimeError as exc:  # torch.distributed.DistError and the errors Gloo raises as plain RuntimeError
         if not dist.enabled:
             raise
@@ -109,10 +153,9 @@ def main(argv=None) -> int:
         )
         return EXIT_DIST
     log.info("done: %d steps in %.1f s; samples in %s", trainer.step, time.perf_counter() - t0, run_dir / "samples")
-    if not args.no_eval:
-        run_evaluation(cfg, run_dir, str(device))
+    code = EXIT_OK if args.no_eval else run_evaluation(cfg, run_dir, str(device))
     distributed.teardown()
-    return EXIT_OK
+    return code
 
 
 def start(cfg, run_dir: Path, device, dist, resuming: bool):
@@ -121,21 +164,30 @@ def start(cfg, run_dir: Path, device, dist, resuming: bool):
     Under torchrun the ranks then agree: if any of them failed (missing data, bad checkpoint…), all
     stop with a usage error instead of leaving the others waiting in the first collective.
     """
-    from . import checkpoint
+    from . import checkpoints
     from .trainer import Trainer
 
     error = None
     trainer = None
     try:
+        if dist.is_main:
+            # One writer per run directory, before anything is written; then the temporaries of an earlier
+            # process that died or failed mid-write go, so they take no space and cannot pass for data.
+            hold_run_lock(run_dir, purpose="training")
+            for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples"):
+                for stale in remove_temporaries(folder):
+                    log.info("removed %s, left by an interrupted write", stale)
         trainer = Trainer(cfg, run_dir, device, dist)  # loads the data: may fail before anything is written
         if dist.is_main:
             write_config(cfg, run_dir)
-        if resuming and (ckpt := checkpoint.latest(run_dir)) is not None:
+        if resuming and (ckpt := checkpoints.latest(run_dir)) is not None:
             trainer.restore(ckpt)
             log.info("resumed %s at step %d of %d", ckpt, trainer.step, trainer.total_steps)
         elif resuming:
             log.warning("%s has no checkpoint yet: starting it from step 0", run_dir)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, OSError, ImportError, RunLocked) as exc:
+        if dist.is_main and not isinstance(exc, RunLocked):
+            release_run_lock(run_dir)
         if not dist.enabled:
             raise
         error = exc
@@ -154,16 +206,18 @@ def _command(dist) -> str:
 
 
 def _latest_or_none(run_dir: Path):
-    from . import checkpoint
+    from . import checkpoints
 
     try:
-        return checkpoint.latest(run_dir)
+        return checkpoints.latest(run_dir)
     except ValueError:
         return None
 
 
 def resolve(args) -> tuple[C.TrainConfig, Path, bool]:
     """The run's config and directory, from a preset plus flags, or from a run being resumed."""
+    if not (math.isfinite(args.dist_timeout) and args.dist_timeout > 0):
+        raise ValueError(f"--dist-timeout must be a positive number of seconds; got {args.dist_timeout}")
     overrides = config_overrides(args)
     if args.resume:
         run_dir = Path(args.resume if isinstance(args.resume, str) else (args.out or ""))
@@ -178,6 +232,8 @@ def resolve(args) -> tuple[C.TrainConfig, Path, bool]:
             overrides["epochs"] = 2
         cfg = C.from_preset(preset, **overrides)
         run_dir = Path(args.out) if args.out else Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ValueError(f"--out {run_dir} is an existing file, not a directory; choose another --out")
         if (run_dir / "checkpoints").exists() or (run_dir / "config.json").exists():
             raise ValueError(
                 f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out"
@@ -187,7 +243,7 @@ def resolve(args) -> tuple[C.TrainConfig, Path, bool]:
 
 def write_config(cfg: C.TrainConfig, run_dir: Path) -> None:
     """Create the run directory and record the resolved configuration (seed included) in it."""
-    from .checkpoint import write_atomic
+    from ..common.atomic import write_atomic
 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.json", (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
@@ -227,22 +283,23 @@ def _determinism(torch, device) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def run_evaluation(cfg, run_dir: Path, device: str) -> None:
-    """Score the run with the Parzen-window log-likelihood (companion module) and print the headline."""
+def run_evaluation(cfg, run_dir: Path, device: str) -> int:
+    """Score the run with the Parzen-window log-likelihood and print the headline; the exit code."""
     if cfg.dry_run:
         log.info("dry run: skipping the evaluation (synthetic data)")
-        return
-    try:
-        from .evaluate import evaluate_run
-    except ImportError as exc:
-        log.warning("evaluation module unavailable (%s); skipping the Parzen evaluation", exc)
-        return
-    report = evaluate_run(run_dir, data_dir=cfg.data_dir, device=device)  # sharded under torchrun
-    from .distributed import current
+        return EXIT_OK
+    from ..distributed.group import current
+    from ..evaluate.pipeline import evaluate_run
 
+    again = f"training finished and is checkpointed; evaluate it again with: python -m gancore.evaluate {run_dir}"
+    try:
+        report = evaluate_run(run_dir, data_dir=cfg.data_dir, device=device)  # sharded under torchrun
+    except (ValueError, FileNotFoundError) as exc:
+        log.error("evaluation failed: %s; %s", exc, again)
+        return EXIT_USAGE
+    except OSError as exc:
+        log.error("evaluation failed: %s; %s", describe_os_error(exc), again)
+        return EXIT_IO
     if current().is_main:
         print(report["headline"])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return EXIT_OK

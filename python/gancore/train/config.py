@@ -17,7 +17,7 @@ A preset is a complete recipe; command-line flags override single fields (``--lr
 =================== ===================================================================================
 
 Known differences from the YAMLs, all forced by the project's [0, 1] pixel contract or by missing
-pieces: the CIFAR-10 YAML trains on global-contrast-normalised pixels with a *linear* G output
+pieces: the CIFAR-10 YAML trains on global-contrast-normalized pixels with a *linear* G output
 (irange 0.5); here pixels are in [0, 1] and G ends in a sigmoid (irange 0.05, output bias from the
 marginals). The TFD G's hidden sigmoid layer starts with bias −2 and its output layer with
 ``sparse_init: 100`` in the YAML; here they use zero biases and U(±0.05). The second TFD stage
@@ -27,11 +27,11 @@ marginals). The TFD G's hidden sigmoid layer starts with bias −2 and its outpu
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import math
 from dataclasses import dataclass, field
 
-from .data import IMAGE_SHAPES
+from ..common.options import knob
+from ..data import IMAGE_SHAPES
 
 UPDATES = ("simultaneous", "alternating")
 G_LOSSES = ("nonsaturating", "minimax", "maxlikelihood")
@@ -45,58 +45,94 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid")
 
 @dataclass
 class TrainConfig:
-    """Every knob of a run. ``config.json`` in the run directory is ``asdict`` of this."""
+    """Every knob of a run, each declared once: the field is the flag ``--field-name``, its help and its
+    default (:mod:`gancore.common.options`). ``config.json`` in the run directory is ``asdict`` of this;
+    :func:`validate` is the one range check. The defaults *are* the 2014 ``mnist.yaml``."""
 
-    preset: str = "mnist_2014"
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    train_split: str = "train"  # TFD: the 2014 code trained on the "unlabeled" rows
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0  # CPU threads for torch (0 = torch's default, one per core)
-    epochs: int = 5
-    max_steps: int | None = None
-    batch_size: int = 100
-    # -- model -----------------------------------------------------------------------------------
-    arch: str = "mlp"
-    noise_dim: int = 100
-    noise_prior: str = "uniform"  # U(-sqrt3, sqrt3): zero mean, unit variance, as the 2014 code
-    g_hidden: list[int] = field(default_factory=lambda: [1200, 1200])
-    g_activation: str = "relu"  # one name, or one per hidden layer separated by commas ("relu,sigmoid")
-    g_init_range: float = 0.05  # pylearn2 irange: weights ~ U(-r, r), biases 0
-    g_output_bias_from_data: bool = True  # init_sigmoid_bias_from_marginals
-    d_hidden: list[int] = field(default_factory=lambda: [240, 240])
-    d_pieces: int = 5
-    d_init_range: float = 0.005
-    d_input_keep: float = 0.8  # dropout keep-probability on D's input pixels (scale 1/0.8 = 1.25)
-    d_hidden_keep: float = 0.5  # ... on the inputs of D's later layers (scale 2)
-    max_col_norm: float | None = None  # pylearn2 max_col_norm: cap every unit's incoming weight norm
-    dcgan_width: int = 64  # base channel count of the DCGAN nets
-    # -- game ------------------------------------------------------------------------------------
-    g_loss: str = "nonsaturating"
-    label_smoothing: float = 0.0  # one-sided: real target 1 - alpha, fakes stay 0 (tutorial §4.2)
-    d_loss_halved: bool = True  # AdversaryCost2: d_obj = 0.5 * (cost on real + cost on fake)
-    update: str = "simultaneous"  # what the 2014 code ran; "alternating" is Algorithm 1 as printed
-    k: int = 1
-    # -- optimiser and schedules -----------------------------------------------------------------
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    lr_decay: float = 1.000004  # lr_t = max(lr / decay**t, lr_min), t = steps taken (ExponentialDecay)
-    lr_min: float = 1e-6
-    momentum: float = 0.5  # classical momentum v <- mu v - lr g; theta <- theta + v
-    momentum_final: float = 0.7
-    momentum_start_epoch: int = 1  # MomentumAdjustor(start=1, saturate=250)
-    momentum_saturate_epoch: int = 250
-    adam_beta1: float = 0.5
-    adam_beta2: float = 0.999
-    precision: str = "fp32"  # bf16 = autocast the forward passes (weights and updates stay fp32)
-    # -- bookkeeping -----------------------------------------------------------------------------
-    log_every: int = 50
-    sample_rows: int = 10
-    sample_cols: int = 10
-    keep_checkpoints: int = 2
-    dry_run: bool = False
-    image_shape: list[int] = field(default_factory=lambda: list(IMAGE_SHAPES["mnist"]))
+    preset: str = "mnist_2014"  # chosen with the run-control flag --preset (a base, not an override)
+    # -- data --------------------------------------------------------------------------------------
+    dataset: str = knob("mnist", group="data", choices=tuple(IMAGE_SHAPES),
+                        help="dataset to train on (default: the preset's)")
+    train_split: str = knob("train", group="data", choices=("train", "unlabeled"),
+                            help="split trained on (TFD: unlabeled, as the 2014 code)")
+    data_dir: str | None = knob(None, group="data", metavar="DIR",
+                                help="where datasets live (then $GANCORE_DATA_DIR, then the user cache; "
+                                "MNIST is bundled)")
+    # -- run ---------------------------------------------------------------------------------------
+    seed: int = knob(0, group="run", type=int, help="seed of every random number in the run (default 0)")
+    device: str = knob("auto", group="run", choices=DEVICES, help="auto picks CUDA when available (default auto)")
+    threads: int = knob(0, group="run", type=int,
+                        help="CPU threads for torch (default 0 = one per core; 1 is faster on a busy machine)")
+    epochs: int = knob(5, group="run", type=int, help="passes over the training set (default 5; 2 with --dry-run)")
+    max_steps: int | None = knob(None, group="run", type=int, help="stop after this many iterations (checkpointed)")
+    batch_size: int = knob(100, group="run", type=int,
+                           help="minibatch size m (2014: 100); under torchrun the global one, m/W per process")
+    # -- model -------------------------------------------------------------------------------------
+    arch: str = knob("mlp", group="model", choices=ARCHS, help="mlp (the paper's) or dcgan")
+    noise_dim: int = knob(100, group="model", type=int, help="dimension of z (2014: 100)")
+    noise_prior: str = knob("uniform", group="model", choices=PRIORS,
+                            help="uniform = U(-sqrt3, sqrt3) (zero mean, unit variance) as the 2014 MNIST code; "
+                            "gaussian = N(0, I)")
+    g_hidden: list[int] = knob(group="model", default_factory=lambda: [1200, 1200], type=int, nargs="+",
+                               metavar="N", help="G hidden layer sizes (2014: 1200 1200)")
+    g_activation: str = knob("relu", group="model", metavar="ACT[,ACT...]",
+                             help="G hidden activation(s): relu, tanh or sigmoid, one for all layers or one per "
+                             "layer (mnist_2014: relu; cifar10_fc_2014 and tfd_2014: relu,sigmoid)")
+    g_init_range: float = knob(0.05, group="model", type=float,
+                               help="G weights ~ U(-r, r), biases 0, as pylearn2's irange (2014: 0.05)")
+    g_output_bias_from_data: bool = knob(True, group="model", boolean=True,
+                                         help="init G's output bias to logit(mean training pixel), as pylearn2's "
+                                         "init_sigmoid_bias_from_marginals (2014: yes)")
+    d_hidden: list[int] = knob(group="model", default_factory=lambda: [240, 240], type=int, nargs="+",
+                               metavar="N", help="D maxout units per layer (2014: 240 240)")
+    d_pieces: int = knob(5, group="model", type=int, help="pieces per maxout unit (2014: 5)")
+    d_init_range: float = knob(0.005, group="model", type=float, help="D weights ~ U(-r, r) (2014: 0.005)")
+    d_input_keep: float = knob(0.8, group="model", type=float,
+                               help="dropout keep-probability of D's input pixels, scaled by 1/p (2014: 0.8)")
+    d_hidden_keep: float = knob(0.5, group="model", type=float,
+                                help="keep-probability of the inputs of D's later layers (2014: 0.5)")
+    max_col_norm: float | None = knob(None, group="model", type=float,
+                                      help="cap the norm of every unit's incoming weights, as pylearn2's "
+                                      "max_col_norm (tfd_2014: 1.9365)")
+    dcgan_width: int = knob(64, group="model", type=int, help="base channel count of the DCGAN nets (default 64)")
+    # -- game --------------------------------------------------------------------------------------
+    g_loss: str = knob("nonsaturating", group="game", choices=G_LOSSES,
+                       help="generator loss, tutorial §3.2 (2014 code: nonsaturating)")
+    label_smoothing: float = knob(0.0, group="game", type=float,
+                                  help="one-sided label smoothing, tutorial §4.2: real target 1 - alpha, fakes "
+                                  "stay 0 (default 0)")
+    d_loss_halved: bool = knob(True, group="game", boolean=True,
+                               help="J_D = 1/2 (real + fake) as the 2014 AdversaryCost2")
+    update: str = knob("simultaneous", group="game", choices=UPDATES,
+                       help="simultaneous (the 2014 code) or alternating (Algorithm 1 as printed)")
+    k: int = knob(1, group="game", type=int, help="D steps per G step, alternating only (paper: 1)")
+    # -- optimizer and schedules -------------------------------------------------------------------
+    optimizer: str = knob("sgd", group="optimizer", choices=OPTIMIZERS, help="sgd (classical momentum) or adam")
+    lr: float = knob(0.1, group="optimizer", type=float, help="initial learning rate (2014: 0.1)")
+    lr_decay: float = knob(1.000004, group="optimizer", type=float,
+                           help="lr divided by this after every update, lr_t = max(lr / decay^t, lr_min), as "
+                           "pylearn2's ExponentialDecay (2014: 1.000004; 1 = constant)")
+    lr_min: float = knob(1e-6, group="optimizer", type=float, help="floor of the decayed lr (2014: 1e-6)")
+    momentum: float = knob(0.5, group="optimizer", type=float,
+                           help="initial classical momentum: v <- mu v - lr g; theta <- theta + v (2014: 0.5)")
+    momentum_final: float = knob(0.7, group="optimizer", type=float, help="final momentum (2014: 0.7)")
+    momentum_start_epoch: int = knob(1, group="optimizer", type=int,
+                                     help="1-based epoch where the momentum ramp starts, as MomentumAdjustor "
+                                     "(2014: 1)")
+    momentum_saturate_epoch: int = knob(250, group="optimizer", type=int,
+                                        help="epoch where it reaches the final value (2014: 250)")
+    adam_beta1: float = knob(0.5, group="optimizer", type=float, help="Adam beta1 (DCGAN: 0.5)")
+    adam_beta2: float = knob(0.999, group="optimizer", type=float, help="Adam beta2 (default 0.999)")
+    precision: str = knob("fp32", group="optimizer", choices=PRECISIONS,
+                          help="fp32 (default, as the paper) or bf16 autocast of the forward passes (weights and "
+                          "updates stay fp32; faster on CPUs with AMX and on GPUs; not bit-comparable with fp32)")
+    # -- bookkeeping -------------------------------------------------------------------------------
+    log_every: int = knob(50, group="run", type=int, help="iterations per metrics line (default 50)")
+    sample_rows: int = knob(10, group="run", type=int, help="rows of the fixed-noise sample grid (default 10)")
+    sample_cols: int = knob(10, group="run", type=int, help="columns of the sample grid (default 10)")
+    keep_checkpoints: int = knob(2, group="run", type=int, help="checkpoints kept on disk (default 2)")
+    dry_run: bool = False  # set by the run-control flag --dry-run: a tiny synthetic dataset
+    image_shape: list[int] = field(default_factory=lambda: list(IMAGE_SHAPES["mnist"]))  # derived from dataset
 
     # Fields that may differ between a checkpoint and the run resuming it: they change how long
     # or where a run goes, not what one step computes.
@@ -104,11 +140,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    def fingerprint(self) -> str:
-        """Hash of every field that changes the numbers a step computes (see ``RESUMABLE``)."""
-        d = {k: v for k, v in self.to_dict().items() if k not in self.RESUMABLE}
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _mnist_2014() -> dict:
@@ -196,6 +227,10 @@ def validate(cfg: TrainConfig) -> None:
     def choice(name: str, options) -> None:
         need(getattr(cfg, name) in options, f"{name} must be one of {', '.join(options)}; got {getattr(cfg, name)!r}")
 
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float):
+            need(math.isfinite(value), f"{f.name} must be a finite number; got {value}")
     choice("dataset", tuple(IMAGE_SHAPES))
     choice("update", UPDATES)
     choice("g_loss", G_LOSSES)
@@ -233,6 +268,8 @@ def validate(cfg: TrainConfig) -> None:
         len(cfg.d_hidden) >= 1 and all(h >= 1 for h in cfg.d_hidden),
         f"d_hidden must be positive sizes; got {cfg.d_hidden}",
     )
+    for name in ("g_init_range", "d_init_range"):
+        need(getattr(cfg, name) > 0, f"{name} must be > 0; got {getattr(cfg, name)}")
     need(cfg.d_pieces >= 1, f"d_pieces must be >= 1; got {cfg.d_pieces}")
     for name in ("d_input_keep", "d_hidden_keep"):
         need(0.0 < getattr(cfg, name) <= 1.0, f"{name} must be in (0, 1]; got {getattr(cfg, name)}")

@@ -19,10 +19,9 @@ def plot_curves(metrics_path, out_path) -> Path | None:
     rows = read_metrics(metrics_path)
     if not rows:
         return None
-    import matplotlib
+    from ..common.grid import pyplot, save_plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     steps = [r["step"] for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -39,9 +38,4 @@ def plot_curves(metrics_path, out_path) -> Path | None:
     ax2.set_title("discriminator outputs")
     ax2.legend()
     fig.tight_layout()
-    out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out_path)
-    return out_path
+    return save_plot(fig, out_path, dpi=100)

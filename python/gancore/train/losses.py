@@ -1,13 +1,13 @@
-"""The game's losses, computed from D's logits (SPEC §2; paper eq. 1; tutorial §3.2).
+"""The game's losses, computed from D's logits (paper Eq. 1 and §3; tutorial §3.2).
 
 With l = logit and D = sigmoid(l): log D = −softplus(−l) and log(1 − D) = −softplus(l). Writing the
 losses with softplus never takes the log of a sigmoid that has rounded to 0 or 1, so they stay finite
 and their gradients exact for any logit.
 
-* discriminator: J_D = −E_x[log D(x)] − E_z[log(1 − D(G(z)))], i.e. maximise V(D, G) (Algorithm 1's
+* discriminator: J_D = −E_x[log D(x)] − E_z[log(1 − D(G(z)))], i.e. maximize V(D, G) (Algorithm 1's
   ascent); with one-sided label smoothing the real target is 1 − α and fakes keep target 0;
-* generator, ``minimax``: minimise E log(1 − D(G(z))) = −E softplus(l) (saturates when D wins);
-* generator, ``nonsaturating``: maximise E log D(G(z)), i.e. minimise E softplus(−l) (paper §3);
+* generator, ``minimax``: minimize E log(1 − D(G(z))) = −E softplus(l) (saturates when D wins);
+* generator, ``nonsaturating``: maximize E log D(G(z)), i.e. minimize E softplus(−l) (paper §3);
 * generator, ``maxlikelihood``: J_G = −½ E exp(σ⁻¹(D(G(z)))) = −½ E exp(l) (Goodfellow 2014b).
 """
 

@@ -1,4 +1,4 @@
-"""The paper's generator and discriminator (Goodfellow et al. 2014, §5 and SPEC §3), plus DCGAN.
+"""The paper's generator and discriminator (Goodfellow et al. 2014, §5; the 2014 mnist.yaml), plus DCGAN.
 
 Contracts every model here keeps, so training and evaluation never reshape by hand:
 
@@ -133,7 +133,7 @@ class MaxoutDiscriminator(nn.Module):
 
 
 def init_uniform_(module: nn.Module, irange: float, generator: torch.Generator) -> None:
-    """pylearn2's ``irange`` initialisation: every weight U(−irange, irange), every bias 0."""
+    """pylearn2's ``irange`` initialization: every weight U(−irange, irange), every bias 0."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
             nn.init.uniform_(m.weight, -irange, irange, generator=generator)
@@ -222,7 +222,7 @@ class DCGANDiscriminator(nn.Module):
 
 
 def init_dcgan_(module: nn.Module, generator: torch.Generator) -> None:
-    """DCGAN initialisation: conv/linear weights N(0, 0.02), batch-norm scales N(1, 0.02), biases 0."""
+    """DCGAN initialization: conv/linear weights N(0, 0.02), batch-norm scales N(1, 0.02), biases 0."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02, generator=generator)
@@ -237,7 +237,7 @@ def init_dcgan_(module: nn.Module, generator: torch.Generator) -> None:
 
 
 def build_generator(cfg) -> nn.Module:
-    """The generator a config describes, *uninitialised* (see :func:`build_models` for the init)."""
+    """The generator a config describes, *uninitialized* (see :func:`build_models` for the init)."""
     shape = list(cfg.image_shape)
     if cfg.arch == "dcgan":
         return DCGANGenerator(cfg.noise_dim, shape, cfg.dcgan_width)
@@ -252,7 +252,7 @@ def build_discriminator(cfg) -> nn.Module:
 
 
 def build_models(cfg, pixel_mean: torch.Tensor | None = None) -> tuple[nn.Module, nn.Module]:
-    """Build and initialise (G, D) on the CPU from ``cfg.seed`` alone, so every device starts equal.
+    """Build and initialize (G, D) on the CPU from ``cfg.seed`` alone, so every device starts equal.
 
     ``pixel_mean`` (D,) is the training set's per-pixel mean, needed for the 2014 output-bias init.
     """

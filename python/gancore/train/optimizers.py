@@ -1,4 +1,4 @@
-"""Optimisers and schedules of the 2014 recipe, with state that saves as plain tensors (no pickles).
+"""Optimizers and schedules of the 2014 recipe, with state that saves as plain tensors (no pickles).
 
 * :class:`ClassicalMomentum` is pylearn2's ``Momentum`` learning rule: ``v ← μ·v − ε·g; θ ← θ + v``.
   (``torch.optim.SGD`` uses ``b ← μ·b + g; θ ← θ − ε·b``, which differs once ε changes every step,
@@ -7,7 +7,7 @@
 * :func:`lr_at` is ``ExponentialDecay(decay_factor, min_lr)``: ε_t = max(ε_0 / decay^t, ε_min) after t
   updates; :func:`momentum_at` is ``MomentumAdjustor(start, saturate, final_momentum)``.
 
-Both optimisers update with ``torch._foreach_*`` kernels: one launch per operation for all
+Both optimizers update with ``torch._foreach_*`` kernels: one launch per operation for all
 parameters, instead of one per parameter.
 """
 
@@ -105,7 +105,7 @@ def make_optimizer(cfg, params):
 
 def _take(tensors: dict, key: str, like) -> torch.Tensor:
     if key not in tensors:
-        raise ValueError(f"checkpoint optimiser state lacks '{key}' (made for another model or optimiser?)")
+        raise ValueError(f"checkpoint optimizer state lacks '{key}' (made for another model or optimizer?)")
     t = tensors[key]
     if like is not None and t.shape != like.shape:
         raise ValueError(f"checkpoint tensor '{key}' has shape {tuple(t.shape)}, the model needs {tuple(like.shape)}")

@@ -1,7 +1,7 @@
 """A training run: data on the device, models, Algorithm 1 steps, metrics, samples and checkpoints.
 
 :class:`Trainer` owns everything a run directory holds and everything needed to continue it bit for
-bit: the step counter, the epoch's permutation and position in it, the optimiser buffers and every
+bit: the step counter, the epoch's permutation and position in it, the optimizer buffers and every
 random number generator. It draws randomness only from
 
 * ``rng``   — a ``torch.Generator`` on the device: noise z and D's dropout masks;
@@ -32,14 +32,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint
-from ._curves import plot_curves
-from ._optim import lr_at, make_optimizer, momentum_at
-from ._progress import Progress
+from . import checkpoints
+from .curves import plot_curves
+from .optimizers import lr_at, make_optimizer, momentum_at
+from .progress import Progress
 from .algorithm1 import Game, MinibatchStream
-from .data import load_split
-from .distributed import SINGLE, Dist, check_batch_size, wrap
-from .images import save_grid
+from ..data import load_split
+from ..distributed.group import SINGLE, Dist, check_batch_size, wrap
+from ..common.atomic import write_atomic
+from ..common.grid import save_grid
 from .models import build_models, sample_noise
 
 log = logging.getLogger("gancore.train")
@@ -180,7 +181,7 @@ class Trainer:
         self.dist.mean_(acc)  # every rank gets the global means, so every rank sees a NaN
         mean = (acc / n_acc).tolist()  # the one device sync per interval
         if not all(math.isfinite(v) for v in mean):
-            last = checkpoint.latest(self.run_dir)
+            last = checkpoints.latest(self.run_dir)
             raise TrainingDiverged(
                 f"the losses became NaN/inf between steps {self.step - n_acc + 1} and {self.step} "
                 f"(loss_d={mean[0]}, loss_g={mean[1]}); training stopped. The last good checkpoint, "
@@ -225,7 +226,7 @@ class Trainer:
         # holding NaN/inf would replace the last good one, so refuse to write it.
         for name, model in (("G", self.gen), ("D", self.disc)):
             if not all(torch.isfinite(p).all() for p in model.parameters()):
-                last = checkpoint.latest(self.run_dir)
+                last = checkpoints.latest(self.run_dir)
                 raise TrainingDiverged(
                     f"{name}'s weights became NaN/inf by step {self.step}; no checkpoint written. The last "
                     f"good checkpoint, {last if last else '(none yet)'}, is untouched. Try a smaller --lr."
@@ -250,13 +251,12 @@ class Trainer:
             lr=lr_at(self.cfg, self.step),
             momentum=momentum_at(self.cfg, self.epoch),
             config=self.cfg.to_dict(),
-            config_fingerprint=self.cfg.fingerprint(),
             torch_version=torch.__version__,
             world_size=self.dist.world_size,
             rng_numpy=dict(pos=int(np_state[2]), has_gauss=int(np_state[3]), cached_gaussian=float(np_state[4])),
             rng_python=dict(version=py_state[0], state=list(py_state[1]), gauss_next=py_state[2]),
         )
-        path = checkpoint.save(
+        path = checkpoints.save(
             self.run_dir,
             self.step,
             gen=self.gen,
@@ -271,7 +271,7 @@ class Trainer:
 
     def restore(self, path: Path) -> None:
         """Load checkpoint ``path`` (verified; refused for another config) into this trainer."""
-        meta, g_state, d_state, t = checkpoint.load(path, cfg=self.cfg, device="cpu")
+        meta, g_state, d_state, t = checkpoints.load(path, cfg=self.cfg, device="cpu")
         self.gen.load_state_dict(g_state)
         self.disc.load_state_dict(d_state)
         self.opt_g.load_state_tensors(t, "opt_g")
@@ -370,4 +370,4 @@ def _truncate_metrics(path: Path, step: int) -> None:
                 lines.append(ln)
         except (ValueError, KeyError, TypeError):  # a line cut short by kill -9
             continue
-    checkpoint.write_atomic(path, ("\n".join(lines) + "\n" if lines else "").encode())
+    write_atomic(path, ("\n".join(lines) + "\n" if lines else "").encode())

@@ -1,0 +1,16 @@
+"""Datasets as float32 arrays in [0, 1] with the splits of Goodfellow et al. (2014), checksum-verified.
+
+    from gancore.data import load_split
+    load_split("mnist", "train")          # (50000, 784): train[0:50000], as the 2014 mnist.yaml
+
+* :mod:`.loaders` — the splits, the search path, the bundled MNIST copy, checksum verification;
+* :mod:`.formats` — decoders of the raw formats (IDX, CIFAR-10 binary, TFD ``.mat``);
+* :mod:`.download` — verified, atomic downloads of the public datasets;
+* ``bundled/`` — MNIST shipped inside the package, with its SHA-256 sums.
+
+Needs NumPy only.
+"""
+
+from .loaders import DATASETS, IMAGE_SHAPES, SPLITS, bundled_dir, cache_dir, checksums, load_split, search_roots
+
+__all__ = ["DATASETS", "IMAGE_SHAPES", "SPLITS", "bundled_dir", "cache_dir", "checksums", "load_split", "search_roots"]

@@ -1,0 +1,31 @@
+"""Evaluation: Table 1's Parzen protocol, Figures 1–3, memorization tests and the report.
+
+    python -m gancore.evaluate RUN_DIR          # everything, the paper's protocol
+
+* :mod:`.pipeline` — ``evaluate_run`` / ``evaluate_generator``: samples → numbers → report;
+* :mod:`.kernels` — the kernels the protocols call, local or sharded across processes;
+* :mod:`.table1` — the Parzen-window protocol of §5 and its reference rows;
+* :mod:`.memorization` — nearest-training distances, data-copying C_T, 1-NN two-sample tests;
+* :mod:`.kmeans` — k-means on the exact nearest-neighbor kernel;
+* :mod:`.figures` — Figures 2 and 3 and the evaluation plots;
+* :mod:`.theory1d` — Figure 1 and §4's results checked on 1-D densities;
+* :mod:`.report` — ``report.json`` and ``report.md``;
+* :mod:`.cli` — ``main()`` of ``python -m gancore.evaluate``.
+
+``import gancore.evaluate`` stays light: the functions below are imported on first use.
+"""
+
+__all__ = ["draw_samples", "evaluate_generator", "evaluate_run", "main"]
+
+
+def __getattr__(name):
+    # Lazy, so that importing the package (or ``python -m gancore.evaluate --help``) needs no torch.
+    if name in ("draw_samples", "evaluate_generator", "evaluate_run"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    if name == "main":
+        from .cli import main
+
+        return main
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
