@@ -33,13 +33,14 @@ from pathlib import Path
 
 # The installed gancore (pip install '.[bench]'), like bench_kernels.py: the source tree has no compiled _core.
 import torch  # noqa: E402
-from gancore.train import config  # noqa: E402
-from gancore.train.optimizers import lr_at, make_optimizer  # noqa: E402
-from gancore.train.algorithm1 import Game, MinibatchStream  # noqa: E402
-from gancore.data import load_split  # noqa: E402
-from gancore.train.models import build_models  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from gancore.data import load_split  # noqa: E402
+from gancore.train import config  # noqa: E402
+from gancore.train.algorithm1 import Game, MinibatchStream  # noqa: E402
+from gancore.train.models import build_models  # noqa: E402
+from gancore.train.optimizers import lr_at, make_optimizer  # noqa: E402
 
 LOG_EVERY = 50
 

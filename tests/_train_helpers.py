@@ -78,8 +78,9 @@ def run_cli(args, env_extra=None, cwd=None) -> subprocess.CompletedProcess:
 
 def state_of(run_dir) -> dict:
     """G's and D's weights from the latest checkpoint of ``run_dir``, as NumPy arrays."""
-    from gancore.train import checkpoints as checkpoint
     from safetensors.numpy import load_file
+
+    from gancore.train import checkpoints as checkpoint
 
     ckpt = checkpoint.latest(run_dir)
     out = {f"g.{k}": v for k, v in load_file(str(ckpt / "generator.safetensors")).items()}

@@ -9,10 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _train_helpers import PYTHON_DIR, TINY, assert_same_state, run_cli, state_of, tiny_config  # noqa: E402
 from gancore.train import checkpoints as checkpoint  # noqa: E402
 from gancore.train import cli as train  # noqa: E402
 from gancore.train.trainer import KILL_ENV  # noqa: E402
+
+from _train_helpers import PYTHON_DIR, TINY, assert_same_state, run_cli, state_of, tiny_config  # noqa: E402
 
 # 3 epochs of 8 iterations; the kill lands mid-epoch 2, after the epoch-1 checkpoint.
 ARGS = [*TINY, "--epochs", "3", "--update", "alternating", "--k", "1"]

@@ -10,8 +10,10 @@ import threading
 
 import numpy as np
 import pytest
-from _train_helpers import PYTHON_DIR, SHARED_DATASETS
+
 from gancore.data import loaders as data
+
+from _train_helpers import PYTHON_DIR, SHARED_DATASETS
 
 needs_shared = pytest.mark.skipif(not SHARED_DATASETS.is_dir(), reason="../shared/datasets not present")
 

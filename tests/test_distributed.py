@@ -25,9 +25,10 @@ dist = pytest.importorskip("torch.distributed")
 if not (dist.is_available() and dist.is_gloo_available()):
     pytest.skip("this PyTorch build has no torch.distributed with the Gloo backend", allow_module_level=True)
 
-from _train_helpers import PYTHON_DIR, TINY, state_of  # noqa: E402
 from gancore.distributed import group as distributed  # noqa: E402
 from gancore.train import cli as train  # noqa: E402
+
+from _train_helpers import PYTHON_DIR, TINY, state_of  # noqa: E402
 
 LAUNCH_TIMEOUT = 120  # seconds for a whole launch; a healthy one takes 5-15 s on a busy 2-core machine
 # TINY, plus a wider D initialization so that G, too, moves visibly in 16 steps (see the tolerance below).

@@ -6,9 +6,11 @@ import warnings
 
 import numpy as np
 import pytest
-from _eval_helpers import TinyGenerator, blobs, parzen_ll_2014
+
 from gancore.evaluate import draw_samples, evaluate_generator, evaluate_run, main
 from gancore.evaluate.table1 import DataScaleWarning
+
+from _eval_helpers import TinyGenerator, blobs, parzen_ll_2014
 
 torch = pytest.importorskip("torch")  # gancore.evaluate imports torch lazily, so the imports above are safe
 

@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
-from _eval_helpers import TinyGenerator, blobs
+
 from gancore.evaluate import figures as F
 from gancore.evaluate.table1 import parzen_protocol
+
+from _eval_helpers import TinyGenerator, blobs
 
 PIL = pytest.importorskip("PIL.Image")
 SHAPE = (1, 4, 4)

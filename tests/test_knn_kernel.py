@@ -5,13 +5,14 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gancore
 from gancore import _core
 from gancore import _reference as ref
 from gancore.data import load_split
+
 from _kernel_strategies import matrix_pairs
 
 SETTINGS = settings()  # the budget comes from the Hypothesis profile (tests/conftest.py)

@@ -5,9 +5,10 @@ import math
 import pytest
 
 torch = pytest.importorskip("torch")
-from gancore.train.losses import discriminator_loss, generator_loss  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+
+from gancore.train.losses import discriminator_loss, generator_loss  # noqa: E402
 
 logit_lists = st.lists(st.floats(-8, 8, allow_nan=False), min_size=1, max_size=16)
 

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from _eval_helpers import blobs
+
 from gancore.evaluate.kmeans import kmeans
 from gancore.evaluate.memorization import (
     copying_verdict,
@@ -13,6 +13,8 @@ from gancore.evaluate.memorization import (
     nn_distances,
     one_nn_two_sample,
 )
+
+from _eval_helpers import blobs
 
 
 def _scipy_z(g, t):

@@ -7,7 +7,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _train_helpers import tiny_config  # noqa: E402
 from gancore.train import config  # noqa: E402
 from gancore.train.models import (  # noqa: E402
     DCGANDiscriminator,
@@ -18,6 +17,8 @@ from gancore.train.models import (  # noqa: E402
     dropout,
     sample_noise,
 )
+
+from _train_helpers import tiny_config  # noqa: E402
 
 
 def test_uniform_noise_is_zero_mean_unit_variance_on_plus_minus_sqrt3():

@@ -3,12 +3,12 @@
 import math
 
 import numpy as np
-import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gancore
 from gancore import _reference as ref
+
 from _kernel_strategies import matrix_pairs
 
 SETTINGS = settings()  # the budget comes from the Hypothesis profile (tests/conftest.py)

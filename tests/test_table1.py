@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _eval_helpers import blobs, parzen_ll_2014
+
 from gancore.evaluate import table1
 from gancore.evaluate.table1 import (
     PAPER_SIGMAS,
@@ -16,6 +16,8 @@ from gancore.evaluate.table1 import (
     parzen_protocol,
     reference_rows,
 )
+
+from _eval_helpers import blobs, parzen_ll_2014
 
 
 def _data(seed=0, n_s=300, n_v=60, n_t=80, d=16):

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from gancore.evaluate.theory1d import Mixture1D, jsd, optimal_discriminator, virtual_criterion
 
 X = np.linspace(-12, 12, 20001)

@@ -8,12 +8,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _train_helpers import TINY, assert_same_state, state_of, tiny_config  # noqa: E402
 from gancore.train import checkpoints as checkpoint  # noqa: E402
 from gancore.train import cli as train  # noqa: E402
-from gancore.train.optimizers import ClassicalMomentum, lr_at, momentum_at  # noqa: E402
 from gancore.train.losses import discriminator_loss, generator_loss  # noqa: E402
+from gancore.train.optimizers import ClassicalMomentum, lr_at, momentum_at  # noqa: E402
 from gancore.train.trainer import Trainer, TrainingDiverged  # noqa: E402
+
+from _train_helpers import TINY, assert_same_state, state_of, tiny_config  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -297,8 +298,8 @@ def test_dcgan_adam_and_batchnorm_state_resume_bitwise(tmp_path):
 def test_progress_bar_and_grid():
     import io
 
-    from gancore.train.progress import Progress
     from gancore.common.grid import image_grid, to_uint8
+    from gancore.train.progress import Progress
 
     buf = io.StringIO()
     p = Progress(100, bar=True, stream=buf)

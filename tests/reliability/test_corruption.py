@@ -22,10 +22,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _train_helpers import TINY  # noqa: E402
-from gancore.train import checkpoints as checkpoint  # noqa: E402
 from gancore.data import loaders as data  # noqa: E402
+from gancore.train import checkpoints as checkpoint  # noqa: E402
 from gancore.train import cli as train  # noqa: E402
+
+from _train_helpers import TINY  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _train_helpers import PYTHON_DIR, TINY, assert_same_state, run_cli, state_of, tiny_config  # noqa: E402
 from gancore.train import checkpoints as checkpoint  # noqa: E402
+
+from _train_helpers import PYTHON_DIR, TINY, assert_same_state, run_cli, state_of, tiny_config  # noqa: E402
 
 EPOCHS, STEPS = 30, 240
 ARGS = [*TINY, "--epochs", str(EPOCHS), "--threads", "1"]

@@ -29,11 +29,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
-from _train_helpers import PYTHON_DIR, TINY, assert_same_state, run_cli, state_of  # noqa: E402
-
 from gancore.common.failures import EXIT_IO, EXIT_LOCKED, EXIT_USAGE  # noqa: E402
 from gancore.train import checkpoints  # noqa: E402
 from gancore.train import cli as train  # noqa: E402
+
+from _train_helpers import PYTHON_DIR, TINY, assert_same_state, run_cli, state_of  # noqa: E402
 
 ARGS = [*TINY, "--epochs", "3", "--threads", "1"]
 

@@ -8,16 +8,16 @@ threads. The count follows the Hypothesis profile (10,000 in CI; tests/conftest.
 $GANCORE_RELIABILITY_EXAMPLES overrides it.
 """
 
-import os
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gancore
 from gancore import _reference as ref
-from _kernel_strategies import matrix_pairs
+
 from _budgets import SOAK_EXAMPLES
+from _kernel_strategies import matrix_pairs
 
 EXAMPLES = SOAK_EXAMPLES
 SOAK = settings(

@@ -25,7 +25,6 @@ import numpy as np
 
 from .._checks import as_matrix
 from ..common.grid import YELLOW, image_grid, pyplot, save_plot, save_png, to_uint8
-
 from ..common.grid import check_image_shape as _check_shape
 from ..neighbors import nearest_neighbors
 

@@ -23,11 +23,9 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
-from . import config as C
 from ..common.atomic import remove_temporaries
 from ..common.failures import (
     EXIT_DIST,
@@ -40,6 +38,7 @@ from ..common.failures import (
     describe_os_error,
 )
 from ..common.lock import RunLocked, hold_run_lock, release_run_lock
+from . import config as C
 from .flags import build_parser, config_overrides
 
 log = logging.getLogger("gancore.train")

@@ -20,7 +20,7 @@ With no flags this trains the mnist_2014 preset (the paper's MNIST recipe, from 
 mnist.yaml) for 5 epochs on the MNIST copy bundled with gancore and writes runs/mnist_2014-<time>/.
 Every preset value can be overridden by the flag of the same name."""
 
-EPILOG = """\
+EPILOG = f"""\
 presets:
   mnist_2014       the exact 2014 MNIST recipe: G 100-1200-1200-784 (ReLU, sigmoid), D maxout 240x5 x2,
                    dropout 0.8/0.5, uniform noise, SGD lr 0.1, momentum 0.5->0.7, lr/1.000004 per step
@@ -49,14 +49,12 @@ multiple processes and machines (torchrun, DistributedDataParallel; NCCL on GPUs
 run directory (--out): config.json, metrics.jsonl, samples/epoch_NNNN.png, samples/final.png,
 curves.png, checkpoints/ (see gancore.train.checkpoints). Resume a killed run with --resume RUN_DIR.
 One process writes a run directory at a time (a lock, released when the process dies).
-{exit_codes}
+{EXIT_CODES_HELP}
 
 data: MNIST ships with gancore. Other datasets are looked for in --data-dir, $GANCORE_DATA_DIR, then
 ~/.cache/gancore/datasets (one folder each: fashion-mnist/, cifar-10/, tfd/); a missing public one is
 downloaded into the cache and kept only if its SHA-256 matches ($GANCORE_DATA_URL: a mirror laid out
-the same way; GANCORE_NO_DOWNLOAD=1: never download). TFD (TFD_48x48.mat) is not public.""".format(
-    exit_codes=EXIT_CODES_HELP
-)
+the same way; GANCORE_NO_DOWNLOAD=1: never download). TFD (TFD_48x48.mat) is not public."""
 
 
 # The flags that steer the command rather than set a TrainConfig field; every other flag is generated

@@ -32,16 +32,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints
-from .curves import plot_curves
-from .optimizers import lr_at, make_optimizer, momentum_at
-from .progress import Progress
-from .algorithm1 import Game, MinibatchStream
-from ..data import load_split
-from ..distributed.group import SINGLE, Dist, check_batch_size, wrap
 from ..common.atomic import write_atomic
 from ..common.grid import save_grid
+from ..data import load_split
+from ..distributed.group import SINGLE, Dist, check_batch_size, wrap
+from . import checkpoints
+from .algorithm1 import Game, MinibatchStream
+from .curves import plot_curves
 from .models import build_models, sample_noise
+from .optimizers import lr_at, make_optimizer, momentum_at
+from .progress import Progress
 
 log = logging.getLogger("gancore.train")
 
