@@ -272,8 +272,11 @@ def main(argv=None):
     ap.add_argument("--only", nargs="*", default=["P1", "P2", "N1", "N2"], help="workloads to run")
     ap.add_argument("--skip", nargs="*", default=[], help="tools to skip, e.g. sklearn numpy-per-sigma")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
-    ap.add_argument("--memory-check", action="store_true",
-                    help="also run M1: a 100,000 × 100,000 Parzen evaluation (d = 784) and report its extra memory")
+    ap.add_argument(
+        "--memory-check",
+        action="store_true",
+        help="also run M1: a 100,000 × 100,000 Parzen evaluation (d = 784) and report its extra memory",
+    )
     args = ap.parse_args(argv)
     if not (args.data_dir / "mnist").exists():
         sys.exit(f"MNIST not found under {args.data_dir}/mnist (give --data-dir)")
@@ -281,8 +284,10 @@ def main(argv=None):
     import torch
 
     threads = os.cpu_count()
-    print(f"gancore {gancore.__version__}; numpy {np.__version__}; torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads); {threads} cores")
+    print(
+        f"gancore {gancore.__version__}; numpy {np.__version__}; torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads); {threads} cores"
+    )
     train, test = load_mnist(args.data_dir)
     centers, valid = train[:10000], train[50000:60000]
     table = Table()
@@ -296,15 +301,29 @@ def main(argv=None):
         print("\nP1 Parzen σ=0.2, 10k test × 10k centers")
         flops = 2 * 10000 * 10000 * 784 / 1e9
         sec, ours = timed(lambda: gancore.parzen_loglik(test, centers, 0.2), r)
-        table.add("P1", "gancore", sec, "reference", flops / sec, mem(lambda: gancore.parzen_loglik(test, centers, 0.2)))
+        table.add(
+            "P1", "gancore", sec, "reference", flops / sec, mem(lambda: gancore.parzen_loglik(test, centers, 0.2))
+        )
         sec1, _ = timed(lambda: gancore.parzen_loglik(test, centers, 0.2, n_threads=1), r)
         table.add("P1", "gancore (1 thread)", sec1, f"scaling {sec1 / sec:.2f}×", flops / sec1, float("nan"))
         sec, res = timed(lambda: numpy_parzen(test, centers, 0.2), r)
-        table.add("P1", "numpy f32 + scipy logsumexp", sec, f"max dev {np.abs(res - ours).max():.1e} nats",
-                  flops / sec, mem(lambda: numpy_parzen(test, centers, 0.2)))
+        table.add(
+            "P1",
+            "numpy f32 + scipy logsumexp",
+            sec,
+            f"max dev {np.abs(res - ours).max():.1e} nats",
+            flops / sec,
+            mem(lambda: numpy_parzen(test, centers, 0.2)),
+        )
         sec, res = timed(lambda: torch_parzen_many(test, centers, [0.2])[0], r)
-        table.add("P1", "torch f32 addmm + logsumexp", sec, f"max dev {np.abs(res - ours).max():.1e} nats",
-                  flops / sec, mem(lambda: torch_parzen_many(test, centers, [0.2])))
+        table.add(
+            "P1",
+            "torch f32 addmm + logsumexp",
+            sec,
+            f"max dev {np.abs(res - ours).max():.1e} nats",
+            flops / sec,
+            mem(lambda: torch_parzen_many(test, centers, [0.2])),
+        )
 
     if "P2" in args.only:
         print("\nP2 Parzen protocol: 20 σ on 10k validation, best σ on 10k test (10k centers)")
@@ -331,14 +350,32 @@ def main(argv=None):
         table.add("P2", "gancore", sec, "reference", flops / sec, mem(ours_p2))
         if "numpy-per-sigma" not in skip:
             sec, res = timed(per_sigma_p2, max(1, min(r, 3)))
-            table.add("P2", "numpy f32 per-σ loop (straightforward)", sec, f"max dev {np.abs(res - ours).max():.1e} nats",
-                      flops / sec, mem(per_sigma_p2))
+            table.add(
+                "P2",
+                "numpy f32 per-σ loop (straightforward)",
+                sec,
+                f"max dev {np.abs(res - ours).max():.1e} nats",
+                flops / sec,
+                mem(per_sigma_p2),
+            )
         sec, res = timed(tuned_p2, r)
-        table.add("P2", "numpy f32 tuned (distances once)", sec, f"max dev {np.abs(res - ours).max():.1e} nats",
-                  flops / sec, mem(tuned_p2))
+        table.add(
+            "P2",
+            "numpy f32 tuned (distances once)",
+            sec,
+            f"max dev {np.abs(res - ours).max():.1e} nats",
+            flops / sec,
+            mem(tuned_p2),
+        )
         sec, res = timed(torch_p2, r)
-        table.add("P2", "torch f32 (distances once)", sec, f"max dev {np.abs(res - ours).max():.1e} nats",
-                  flops / sec, mem(torch_p2))
+        table.add(
+            "P2",
+            "torch f32 (distances once)",
+            sec,
+            f"max dev {np.abs(res - ours).max():.1e} nats",
+            flops / sec,
+            mem(torch_p2),
+        )
 
     for name, loader in (("N1", None), ("N2", load_cifar10)):
         if name not in args.only:
@@ -357,8 +394,14 @@ def main(argv=None):
         print(f"  gancore screens with: {screen}")
         sec, (idx, dist) = timed(lambda: gancore.nearest_neighbors(q, ref, 1), r)
         ours = idx[:, 0]
-        table.add(name, f"gancore (exact, {screen} screen)", sec, "reference", flops / sec,
-                  mem(lambda: gancore.nearest_neighbors(q, ref, 1)))
+        table.add(
+            name,
+            f"gancore (exact, {screen} screen)",
+            sec,
+            "reference",
+            flops / sec,
+            mem(lambda: gancore.nearest_neighbors(q, ref, 1)),
+        )
         if name == "N1":
             sec1, _ = timed(lambda: gancore.nearest_neighbors(q, ref, 1, n_threads=1), r)
             table.add(name, "gancore (exact, 1 thread)", sec1, f"scaling {sec1 / sec:.2f}×", flops / sec1, float("nan"))
@@ -367,18 +410,34 @@ def main(argv=None):
             with forced_knn_screen("gemm"):
                 sec_g, (idx_g, dist_g) = timed(lambda: gancore.nearest_neighbors(q, ref, 1), r)
             same = bool(np.array_equal(idx_g, idx) and np.array_equal(dist_g, dist))
-            table.add(name, "gancore (exact, gemm screen)", sec_g, "identical" if same else "DIFFERENT",
-                      flops / sec_g, float("nan"))
-        for tool, fn in (("numpy f32", numpy_knn1), ("torch f32 addmm", torch_knn1),
-                         ("faiss-cpu IndexFlatL2", faiss_knn1), ("sklearn brute", sklearn_knn1)):
+            table.add(
+                name,
+                "gancore (exact, gemm screen)",
+                sec_g,
+                "identical" if same else "DIFFERENT",
+                flops / sec_g,
+                float("nan"),
+            )
+        for tool, fn in (
+            ("numpy f32", numpy_knn1),
+            ("torch f32 addmm", torch_knn1),
+            ("faiss-cpu IndexFlatL2", faiss_knn1),
+            ("sklearn brute", sklearn_knn1),
+        ):
             if tool.split()[0] in skip:
                 continue
             sec, res = timed(lambda: fn(q, ref), r)
             # A disagreement is only a mistake if the other tool's pick is truly farther.
             exact_other = ((q.astype(np.float64) - ref[res].astype(np.float64)) ** 2).sum(1)
             worse = int((exact_other > dist[:, 0] * (1 + 1e-12)).sum())
-            table.add(name, tool, sec, f"{int((res != ours).sum())} index disagreements, {worse} truly worse",
-                      flops / sec, mem(lambda: fn(q, ref)))
+            table.add(
+                name,
+                tool,
+                sec,
+                f"{int((res != ours).sum())} index disagreements, {worse} truly worse",
+                flops / sec,
+                mem(lambda: fn(q, ref)),
+            )
 
     if args.memory_check:
         print("\nM1 Parzen 100,000 × 100,000, d = 784, σ = 0.2 (synthetic uniform data), in a fresh process")

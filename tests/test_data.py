@@ -219,6 +219,8 @@ def test_cifar10_from_the_binary_tarball():
 
 
 def test_import_gancore_and_data_do_not_import_torch():
-    code = "import sys, gancore, gancore.data, gancore.train.config; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys, gancore, gancore.data, gancore.train.config; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     env = {"PYTHONPATH": str(PYTHON_DIR), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

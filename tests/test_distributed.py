@@ -46,8 +46,9 @@ def _env(**extra) -> dict:
 
 def _run(cmd, env, timeout=LAUNCH_TIMEOUT) -> subprocess.CompletedProcess:
     """Run ``cmd`` in its own session; on timeout kill the whole session (torchrun and its workers)."""
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -58,8 +59,16 @@ def _run(cmd, env, timeout=LAUNCH_TIMEOUT) -> subprocess.CompletedProcess:
 
 
 def torchrun(module_args, nproc=2, **env) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           "-m", *map(str, module_args)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        *map(str, module_args),
+    ]
     return _run(cmd, _env(**env))
 
 
@@ -129,8 +138,11 @@ def test_alternating_updates_under_ddp_match_one_process(tmp_path):
 def test_killed_rank_stops_the_run_and_resume_continues_bit_for_bit(runs, tmp_path):
     run = tmp_path / "killed"
     t0 = time.monotonic()
-    r = torchrun(["gancore.train", *ARGS, "--out", run, "--dist-timeout", "30"],
-                 GANCORE_TEST_KILL_AT_STEP=10, GANCORE_TEST_KILL_RANK=1)
+    r = torchrun(
+        ["gancore.train", *ARGS, "--out", run, "--dist-timeout", "30"],
+        GANCORE_TEST_KILL_AT_STEP=10,
+        GANCORE_TEST_KILL_RANK=1,
+    )
     assert r.returncode != 0, r.stdout[-3000:]
     assert time.monotonic() - t0 < 60  # stopped, well before the 120 s launch limit
     assert "SIGKILL" in r.stdout and "local_rank: 1" in r.stdout  # torchrun's summary names the dead rank
@@ -151,12 +163,23 @@ def _free_port() -> int:
 
 def test_a_hung_rank_makes_the_others_fail_after_the_timeout(tmp_path):
     """A peer that stops answering without closing its sockets (SIGSTOP) is only caught by the timeout."""
-    env = dict(WORLD_SIZE=2, LOCAL_WORLD_SIZE=2, MASTER_ADDR="127.0.0.1", MASTER_PORT=_free_port(),
-               GANCORE_TEST_KILL_AT_STEP=10, GANCORE_TEST_KILL_RANK=1, GANCORE_TEST_KILL_SIGNAL="SIGSTOP",
-               OMP_NUM_THREADS=1)
+    env = dict(
+        WORLD_SIZE=2,
+        LOCAL_WORLD_SIZE=2,
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=_free_port(),
+        GANCORE_TEST_KILL_AT_STEP=10,
+        GANCORE_TEST_KILL_RANK=1,
+        GANCORE_TEST_KILL_SIGNAL="SIGSTOP",
+        OMP_NUM_THREADS=1,
+    )
     cmd = [sys.executable, "-m", "gancore.train", *ARGS, "--out", str(tmp_path / "run"), "--dist-timeout", "5"]
-    procs = [subprocess.Popen(cmd, env=_env(**env, RANK=r, LOCAL_RANK=r), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for r in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            cmd, env=_env(**env, RANK=r, LOCAL_RANK=r), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for r in (0, 1)
+    ]
     try:
         out, _ = procs[0].communicate(timeout=LAUNCH_TIMEOUT)
         assert procs[0].returncode == train.EXIT_DIST, out[-3000:]
@@ -193,8 +216,10 @@ def test_rank_shards_concatenate_to_the_global_minibatch():
     full, r0, r1 = (s.take() for s in streams)
     assert torch.equal(torch.cat([r0, r1]), full)
     x = torch.ones(6, 50)
-    masks = [dropout(x[:6] if sh is None else x[:3], 0.5, torch.Generator().manual_seed(3), sh)
-             for sh in (None, (0, 2), (1, 2))]
+    masks = [
+        dropout(x[:6] if sh is None else x[:3], 0.5, torch.Generator().manual_seed(3), sh)
+        for sh in (None, (0, 2), (1, 2))
+    ]
     assert torch.equal(torch.cat(masks[1:]), masks[0])
 
 
@@ -241,8 +266,15 @@ CASES = {
     },
     "knn": {"knn": (1001, 2000, 784, 3), "knn_one": (1, 4, 3, 2)},
 }
-EVAL_KW = dict(n_samples=500, references="all", kmeans_iters=3, memorization_samples=200, cells=5,
-               figures=False, reference_cache=False)
+EVAL_KW = dict(
+    n_samples=500,
+    references="all",
+    kmeans_iters=3,
+    memorization_samples=200,
+    cells=5,
+    figures=False,
+    reference_cache=False,
+)
 CLI = ["--references", "none", "--no-memorization", "--no-figures", "--n-samples", "600"]
 
 
@@ -259,8 +291,21 @@ def test_sharded_evaluation_equals_one_process_exactly(runs, tmp_path):
     script.write_text(f"CASES = {CASES!r}\nEVAL_KW = {EVAL_KW!r}\nCLI = {CLI!r}\n" + SHARDED_SCRIPT)
     for name in ("cli_two", "cli_one"):
         shutil.copytree(runs / "one", tmp_path / name)
-    r = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
-              str(tmp_path / "res"), str(runs / "one"), str(tmp_path / "cli_two")], _env())
+    r = _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            str(tmp_path / "res"),
+            str(runs / "one"),
+            str(tmp_path / "cli_two"),
+        ],
+        _env(),
+    )
     assert r.returncode == 0, r.stdout[-3000:]
     got = np.load(tmp_path / "res.npz")
 

@@ -18,8 +18,7 @@ CFG = {"dataset": "mnist", "noise_dim": 4, "noise_prior": "uniform", "image_shap
 
 
 def _data(d=16, n_train=300, n_valid=120, n_test=150):
-    return {"train": blobs(n_train, d, seed=1), "valid": blobs(n_valid, d, seed=2),
-            "test": blobs(n_test, d, seed=3)}
+    return {"train": blobs(n_train, d, seed=1), "valid": blobs(n_valid, d, seed=2), "test": blobs(n_test, d, seed=3)}
 
 
 @pytest.fixture(scope="module")
@@ -27,23 +26,47 @@ def evaluated(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tiny data: σ may sit on the grid edge
-        rep = evaluate_generator(TinyGenerator.make(), CFG, out, data=_data(), n_samples=200, seed=7,
-                                 memorization_samples=100, cells=2, kmeans_iters=3)
+        rep = evaluate_generator(
+            TinyGenerator.make(),
+            CFG,
+            out,
+            data=_data(),
+            n_samples=200,
+            seed=7,
+            memorization_samples=100,
+            cells=2,
+            kmeans_iters=3,
+        )
     return out, rep
 
 
 def test_report_files_and_numbers(evaluated):
     out, rep = evaluated
-    for name in ("report.json", "report.md", "samples.npz", "figure2_samples.png", "figure2_nn_pairs.png",
-                 "figure3_interpolation.png", "nn_distances.png", "sigma_curve.png", "figure1_1d.png"):
+    for name in (
+        "report.json",
+        "report.md",
+        "samples.npz",
+        "figure2_samples.png",
+        "figure2_nn_pairs.png",
+        "figure3_interpolation.png",
+        "nn_distances.png",
+        "sigma_curve.png",
+        "figure1_1d.png",
+    ):
         assert (out / name).is_file(), name
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["parzen"]["mean"] == pytest.approx(rep["parzen"]["mean"])
     assert on_disk["protocol"] == "paper" and on_disk["seed"] == 7
     assert set(on_disk["references"]) == {"train", "kmeans"}
     assert len(on_disk["parzen"]["sigmas"]) == len(on_disk["parzen"]["valid_ll"]) == 10
-    assert set(on_disk["timings_s"]) >= {"sampling", "parzen_model", "parzen_references", "memorization",
-                                         "figures", "total"}
+    assert set(on_disk["timings_s"]) >= {
+        "sampling",
+        "parzen_model",
+        "parzen_references",
+        "memorization",
+        "figures",
+        "total",
+    }
     mem = on_disk["memorization"]
     assert mem["n_generated"] == 100 and 0 <= mem["one_nn_two_sample"]["accuracy"] <= 1
     assert "_distances" not in mem
@@ -87,8 +110,9 @@ def test_minus_one_one_generator_is_flagged(tmp_path):
     G = torch.nn.Sequential(G, _Affine())  # outputs on [-1, 1]
     data = {k: v * 2 - 1 for k, v in _data().items()}
     with pytest.warns(DataScaleWarning, match=r"\[-1,1\] scale"):
-        rep = evaluate_generator(G, CFG, tmp_path, data=data, n_samples=100, references="none",
-                                 memorization=False, figures=False)
+        rep = evaluate_generator(
+            G, CFG, tmp_path, data=data, n_samples=100, references="none", memorization=False, figures=False
+        )
     assert any("[-1,1]" in w for w in rep["warnings"])
     assert "WARNING" in rep["headline"]
     assert "## ⚠ Warnings" in (tmp_path / "report.md").read_text()
@@ -120,9 +144,31 @@ def run_dir(tmp_path_factory):
     from gancore.train import cli as train
 
     out = tmp_path_factory.mktemp("train") / "run"
-    rc = train.main(["--dry-run", "--no-eval", "-q", "--batch-size", "16", "--g-hidden", "32", "--d-hidden",
-                     "16", "--d-pieces", "3", "--noise-dim", "8", "--epochs", "1", "--sample-rows", "2",
-                     "--sample-cols", "3", "--out", str(out)])
+    rc = train.main(
+        [
+            "--dry-run",
+            "--no-eval",
+            "-q",
+            "--batch-size",
+            "16",
+            "--g-hidden",
+            "32",
+            "--d-hidden",
+            "16",
+            "--d-pieces",
+            "3",
+            "--noise-dim",
+            "8",
+            "--epochs",
+            "1",
+            "--sample-rows",
+            "2",
+            "--sample-cols",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc in (0, None)
     return out
 
@@ -132,8 +178,16 @@ def test_evaluate_run_from_checkpoint(run_dir):
     data = {k: np.clip(v[:, np.arange(784) % 16], 0, 1) for k, v in data.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rep = evaluate_run(run_dir, data=data, n_samples=120, references="train", memorization_samples=60,
-                           cells=2, protocol="full", figure1=False)
+        rep = evaluate_run(
+            run_dir,
+            data=data,
+            n_samples=120,
+            references="train",
+            memorization_samples=60,
+            cells=2,
+            protocol="full",
+            figure1=False,
+        )
     assert rep["parzen"]["protocol"] == "full" and rep["parzen"]["n_valid"] == 60
     assert rep["config"]["noise_dim"] == 8 and rep["dataset"] == "mnist"
     for name in ("report.json", "report.md", "samples.npz", "figure2_samples.png", "figure3_interpolation.png"):
@@ -145,9 +199,19 @@ def test_cli_help_documents_options(capsys):
         main(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    for opt in ("--protocol", "--data-dir", "--device", "--seed", "--n-samples", "--no-figures", "--no-figure1",
-                "--references",
-                "--no-memorization", "--interpolation", "--cells"):
+    for opt in (
+        "--protocol",
+        "--data-dir",
+        "--device",
+        "--seed",
+        "--n-samples",
+        "--no-figures",
+        "--no-figure1",
+        "--references",
+        "--no-memorization",
+        "--interpolation",
+        "--cells",
+    ):
         assert opt in text
 
 
@@ -177,12 +241,15 @@ def test_evaluation_modules_import_lazily():
 
     import gancore
 
-    code = ("import sys, gancore.evaluate, gancore.evaluate.table1, gancore.evaluate.memorization, gancore.evaluate.kmeans, "
-            "gancore.evaluate.figures, gancore.evaluate.theory1d, gancore.evaluate.report; "
-            "print(sorted(m for m in ('torch', 'matplotlib', 'PIL') if m in sys.modules))")
+    code = (
+        "import sys, gancore.evaluate, gancore.evaluate.table1, gancore.evaluate.memorization, gancore.evaluate.kmeans, "
+        "gancore.evaluate.figures, gancore.evaluate.theory1d, gancore.evaluate.report; "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'PIL') if m in sys.modules))"
+    )
     # The same gancore this process imported (source tree or installed wheel).
     env = dict(os.environ, PYTHONPATH=str(Path(gancore.__file__).resolve().parents[1]))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

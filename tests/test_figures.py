@@ -61,8 +61,9 @@ def test_pairs_panel_and_histograms_and_sigma_curve(tmp_path):
     info = F.nn_pairs_panel(samples, train, SHAPE, tmp_path / "pairs.png", n_pairs=50)
     assert len(info["distances"]) == 12  # capped at the samples available
     assert _png(tmp_path / "pairs.png").shape[0] > 50
-    F.distance_histograms(np.random.default_rng(0).random(30), np.random.default_rng(1).random(40),
-                          tmp_path / "hist.png")
+    F.distance_histograms(
+        np.random.default_rng(0).random(30), np.random.default_rng(1).random(40), tmp_path / "hist.png"
+    )
     assert _png(tmp_path / "hist.png").size > 0
     with pytest.warns(UserWarning):  # tight blobs: the best σ is on the grid's edge
         r = parzen_protocol(samples, train[:20], train[20:], sigmas=[0.05, 0.1, 0.2])

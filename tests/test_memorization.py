@@ -153,8 +153,9 @@ def test_mann_whitney_property_against_scipy():
     hyp = pytest.importorskip("hypothesis")
     st = pytest.importorskip("hypothesis.strategies")
 
-    @hyp.given(st.lists(st.integers(0, 6), min_size=1, max_size=30), st.lists(st.integers(0, 6), min_size=1,
-                                                                              max_size=30))
+    @hyp.given(
+        st.lists(st.integers(0, 6), min_size=1, max_size=30), st.lists(st.integers(0, 6), min_size=1, max_size=30)
+    )
     def check(g, t):
         g, t = np.array(g, float), np.array(t, float)
         u, z = mann_whitney_z(g, t)

@@ -41,8 +41,9 @@ def test_parser_options_are_the_config_fields_plus_the_run_control_flags(parser,
 
 
 def test_train_config_fields_that_are_not_flags_are_set_by_run_control_or_derived():
-    rest = {f.name for f in dataclasses.fields(train_config.TrainConfig)} - {f.name for f in
-                                                                               option_fields(train_config.TrainConfig)}
+    rest = {f.name for f in dataclasses.fields(train_config.TrainConfig)} - {
+        f.name for f in option_fields(train_config.TrainConfig)
+    }
     assert rest == {"preset", "dry_run", "image_shape"}
 
 

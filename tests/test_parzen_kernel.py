@@ -83,9 +83,7 @@ def test_sigma_order_is_preserved():
 def test_mixed_dtypes_are_computed_in_float64():
     rng = np.random.default_rng(4)
     x, c = rng.random((10, 5)).astype(np.float32), rng.random((20, 5))
-    np.testing.assert_allclose(
-        gancore.parzen_loglik(x, c, 0.05), ref.parzen_loglik(x, c, 0.05), rtol=1e-9, atol=1e-9
-    )
+    np.testing.assert_allclose(gancore.parzen_loglik(x, c, 0.05), ref.parzen_loglik(x, c, 0.05), rtol=1e-9, atol=1e-9)
 
 
 def test_array_likes_are_accepted():

@@ -25,7 +25,9 @@ def test_four_threads_at_once_equal_sequential_calls_bit_for_bit(record):
         jobs.append((rng.random((700, 96)).astype(dtype), rng.random((3000, 96)).astype(dtype)))
 
     def both(x, c):
-        return gancore.parzen_loglik(x, c, [0.1, 0.3, 1.0], n_threads=2), gancore.nearest_neighbors(x, c, 3, n_threads=2)
+        return gancore.parzen_loglik(x, c, [0.1, 0.3, 1.0], n_threads=2), gancore.nearest_neighbors(
+            x, c, 3, n_threads=2
+        )
 
     sequential = [both(x, c) for x, c in jobs]
     results, errors = [None] * 4, []

@@ -81,7 +81,11 @@ CHECKPOINT_DAMAGE = [
         lambda c, r, o, m: (shutil.rmtree(c), shutil.copytree(checkpoint.latest(o), c)),
         "another configuration",
     ),
-    ("LATEST names nothing", lambda c, r, o, m: (r / "checkpoints" / "LATEST").write_text("step_99999999"), "not a checkpoint"),
+    (
+        "LATEST names nothing",
+        lambda c, r, o, m: (r / "checkpoints" / "LATEST").write_text("step_99999999"),
+        "not a checkpoint",
+    ),
 ]
 
 
@@ -110,8 +114,10 @@ def test_checkpoint_damage_table_is_complete(record):
     if not _REFUSED:
         pytest.skip("run the whole file: this test reports the damage cases that passed above")
     assert _REFUSED == {c[0] for c in CHECKPOINT_DAMAGE}
-    record(f"{len(CHECKPOINT_DAMAGE)}/{len(CHECKPOINT_DAMAGE)} damaged checkpoints refused (exit 2, message, "
-           f"nothing written, no pickle executed): " + ", ".join(c[0] for c in CHECKPOINT_DAMAGE))
+    record(
+        f"{len(CHECKPOINT_DAMAGE)}/{len(CHECKPOINT_DAMAGE)} damaged checkpoints refused (exit 2, message, "
+        f"nothing written, no pickle executed): " + ", ".join(c[0] for c in CHECKPOINT_DAMAGE)
+    )
 
 
 # ---- datasets ------------------------------------------------------------------------------------
@@ -177,10 +183,14 @@ def test_missing_dataset_is_refused_before_training(tmp_path, monkeypatch, caplo
     monkeypatch.setattr(data, "cache_dir", lambda: tmp_path / "cache")
     out = tmp_path / "run"
     with caplog.at_level(logging.ERROR):
-        code = train.main(["--out", str(out), "--dataset", "fashion-mnist", "--data-dir", str(tmp_path), "--no-eval", "-q"])
+        code = train.main(
+            ["--out", str(out), "--dataset", "fashion-mnist", "--data-dir", str(tmp_path), "--no-eval", "-q"]
+        )
     assert code == 2 and "fashion-mnist" in caplog.text, caplog.text
     assert not (out / "config.json").exists()
     if _DATA_REFUSED != {c[0] for c in DATA_DAMAGE}:
         return  # run alone: the damage cases above did not all run in this session
-    record(f"{len(DATA_DAMAGE) + 1}/{len(DATA_DAMAGE) + 1} damaged or missing dataset files refused before training "
-           f"(exit 2, nothing written): " + ", ".join(c[0] for c in DATA_DAMAGE) + ", missing")
+    record(
+        f"{len(DATA_DAMAGE) + 1}/{len(DATA_DAMAGE) + 1} damaged or missing dataset files refused before training "
+        f"(exit 2, nothing written): " + ", ".join(c[0] for c in DATA_DAMAGE) + ", missing"
+    )

@@ -64,7 +64,11 @@ def test_random_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path, record):
     plan = [("random", None)] * RANDOM_KILLS + [("in-save", p) for p in KILL_POINTS]
     rng.shuffle(plan)
     for kind, point in plan:
-        args = ["--resume", run, "-q", "--no-eval", "--threads", "1"] if (run / "config.json").exists() else [*ARGS, "--out", run]
+        args = (
+            ["--resume", run, "-q", "--no-eval", "--threads", "1"]
+            if (run / "config.json").exists()
+            else [*ARGS, "--out", run]
+        )
         if kind == "random":
             proc = _popen(args)
             latest = checkpoint.latest(run)

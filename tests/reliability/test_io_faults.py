@@ -77,8 +77,13 @@ def test_disk_full_during_a_checkpoint_is_one_line_and_resumes_bit_identically(t
     ref, run = tmp_path / "ref", tmp_path / "run"
     assert run_cli([*ARGS, "--out", ref]).returncode == 0
     # 3 tensor files per checkpoint: call 4 is the first file of the epoch-2 checkpoint.
-    r = subprocess.run([sys.executable, "-c", FULL_DISK, "4", *ARGS, "--out", str(run)], env=_env(),
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, "4", *ARGS, "--out", str(run)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = _error_lines(r.stderr)
     assert r.returncode == EXIT_IO, r.stderr
     assert "Traceback" not in r.stderr and len(lines) == 1, r.stderr
@@ -89,8 +94,10 @@ def test_disk_full_during_a_checkpoint_is_one_line_and_resumes_bit_identically(t
     resumed = run_cli(["--resume", run, "-q", "--no-eval", "--threads", "1"])
     assert resumed.returncode == 0, resumed.stderr
     assert_same_state(state_of(ref), state_of(run))
-    record(f"disk full at the epoch-2 checkpoint: exit {r.returncode}, 1 line, 0 stray temporaries, "
-           f"LATEST kept step_00000008, --resume bit-identical to an uninterrupted run")
+    record(
+        f"disk full at the epoch-2 checkpoint: exit {r.returncode}, 1 line, 0 stray temporaries, "
+        f"LATEST kept step_00000008, --resume bit-identical to an uninterrupted run"
+    )
 
 
 def test_a_real_write_failure_from_the_os_ends_in_one_line(tmp_path, record):
@@ -127,15 +134,23 @@ def test_one_writer_per_run_directory_and_kill_9_releases_the_lock(tmp_path, rec
     run = tmp_path / "run"
     holder = subprocess.Popen(
         [sys.executable, "-m", "gancore.train", *TINY, "--epochs", "100000", "--threads", "1", "--out", str(run)],
-        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         _wait_for_lock(run, holder)
         who = f"PID {holder.pid} on host {socket.gethostname()}"
         second = run_cli(["--resume", run, "-q", "--no-eval", "--threads", "1"])
         assert second.returncode == EXIT_LOCKED and who in second.stderr, second.stderr
-        evaluate = subprocess.run([sys.executable, "-m", "gancore.evaluate", str(run), "--no-figures"],
-                                  env=_env(), capture_output=True, text=True, timeout=300)
+        evaluate = subprocess.run(
+            [sys.executable, "-m", "gancore.evaluate", str(run), "--no-figures"],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert evaluate.returncode in (EXIT_LOCKED, EXIT_USAGE), evaluate.stderr
         assert "Traceback" not in evaluate.stderr and len(_error_lines(evaluate.stderr)) == 1, evaluate.stderr
         # (the dry run's synthetic data cannot be evaluated: exit 2 before the lock, or 6 at it)
@@ -147,8 +162,10 @@ def test_one_writer_per_run_directory_and_kill_9_releases_the_lock(tmp_path, rec
     assert resumed.returncode == 0, resumed.stderr
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert steps == sorted(set(steps))  # one story: no step logged twice
-    record(f"second writer while training ran: --resume refused with exit {second.returncode} naming {who}; "
-           f"after kill -9 of the holder, --resume exit {resumed.returncode}")
+    record(
+        f"second writer while training ran: --resume refused with exit {second.returncode} naming {who}; "
+        f"after kill -9 of the holder, --resume exit {resumed.returncode}"
+    )
 
 
 def test_fresh_start_on_a_locked_directory_is_refused(tmp_path):
@@ -156,7 +173,9 @@ def test_fresh_start_on_a_locked_directory_is_refused(tmp_path):
     from gancore.common.lock import RunLocked, hold_run_lock, release_run_lock
 
     run = tmp_path / "run"
-    code = "import sys, time\nfrom gancore.common.lock import hold_run_lock\nhold_run_lock(sys.argv[1], purpose='test')\n"
+    code = (
+        "import sys, time\nfrom gancore.common.lock import hold_run_lock\nhold_run_lock(sys.argv[1], purpose='test')\n"
+    )
     code += "print('held', flush=True)\ntime.sleep(60)\n"
     holder = subprocess.Popen([sys.executable, "-c", code, str(run)], env=_env(), stdout=subprocess.PIPE, text=True)
     try:
@@ -176,8 +195,11 @@ def test_fresh_start_on_a_locked_directory_is_refused(tmp_path):
 def test_temporaries_left_by_a_dead_process_are_removed_on_resume(tmp_path):
     run = tmp_path / "run"
     assert train.main([*ARGS, "--out", str(run), "--epochs", "1"]) == 0
-    junk = [run / "checkpoints" / ".tmp-step_00000099", run / ".config.json.tmp.json",
-            run / "samples" / ".final.png.tmp.png"]
+    junk = [
+        run / "checkpoints" / ".tmp-step_00000099",
+        run / ".config.json.tmp.json",
+        run / "samples" / ".final.png.tmp.png",
+    ]
     junk[0].mkdir()
     (junk[0] / "generator.safetensors").write_bytes(b"\0" * 1000)
     for j in junk[1:]:
@@ -193,8 +215,9 @@ def test_damaged_checkpoint_in_evaluate_is_one_line_exit_2(tmp_path, record):
     raw = bytearray(f.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     f.write_bytes(bytes(raw))
-    r = subprocess.run([sys.executable, "-m", "gancore.evaluate", str(run)], env=_env(), capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "gancore.evaluate", str(run)], env=_env(), capture_output=True, text=True, timeout=300
+    )
     lines = _error_lines(r.stderr)
     assert r.returncode == EXIT_USAGE and "Traceback" not in r.stderr and len(lines) == 1, r.stderr
     assert "discriminator.safetensors" in lines[0] and "SHA-256" in lines[0]

@@ -85,7 +85,9 @@ KNN_CASES = [
 ]
 
 
-@pytest.mark.parametrize("desc, call, exc, text", PARZEN_CASES + KNN_CASES, ids=[c[0] for c in PARZEN_CASES + KNN_CASES])
+@pytest.mark.parametrize(
+    "desc, call, exc, text", PARZEN_CASES + KNN_CASES, ids=[c[0] for c in PARZEN_CASES + KNN_CASES]
+)
 def test_bad_input_is_rejected_with_a_named_argument(desc, call, exc, text):
     with pytest.raises(exc) as info:
         call()
@@ -166,10 +168,16 @@ UNUSUAL = [
     ("numpy.matrix", lambda t: np.asmatrix(BASE), lambda: BASE),
     ("memory-mapped .npy", _memmap, lambda: BASE),
     ("nested Python lists", lambda t: BASE.tolist(), lambda: BASE),
-    ("float32 values near 1e20 (computed in float64)", lambda t: (BASE * 1e20).astype(np.float32),
-     lambda: (BASE * 1e20).astype(np.float32).astype(np.float64)),
-    ("float32 subnormals near 1e-41", lambda t: (BASE * 1e-41).astype(np.float32),
-     lambda: (BASE * 1e-41).astype(np.float32).astype(np.float64)),
+    (
+        "float32 values near 1e20 (computed in float64)",
+        lambda t: (BASE * 1e20).astype(np.float32),
+        lambda: (BASE * 1e20).astype(np.float32).astype(np.float64),
+    ),
+    (
+        "float32 subnormals near 1e-41",
+        lambda t: (BASE * 1e-41).astype(np.float32),
+        lambda: (BASE * 1e-41).astype(np.float32).astype(np.float64),
+    ),
 ]
 
 
@@ -199,8 +207,11 @@ def test_unusual_inputs_table_is_complete(record):
     if not _MATCHED:
         pytest.skip("run the whole file: this test reports the cases that passed above")
     assert _MATCHED == {u[0] for u in UNUSUAL}
-    record(f"{len(UNUSUAL)}/{len(UNUSUAL)} valid-but-unusual inputs give the NumPy twin's answer: "
-           + ", ".join(u[0] for u in UNUSUAL) + " (plus aliasing, overlapping views, d = 300,000 with n = 3, empty queries)")
+    record(
+        f"{len(UNUSUAL)}/{len(UNUSUAL)} valid-but-unusual inputs give the NumPy twin's answer: "
+        + ", ".join(u[0] for u in UNUSUAL)
+        + " (plus aliasing, overlapping views, d = 300,000 with n = 3, empty queries)"
+    )
 
 
 def test_aliasing_and_overlapping_views():

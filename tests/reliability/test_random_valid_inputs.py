@@ -8,7 +8,6 @@ threads. The count follows the Hypothesis profile (10,000 in CI; tests/conftest.
 $GANCORE_RELIABILITY_EXAMPLES overrides it.
 """
 
-
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +22,6 @@ EXAMPLES = SOAK_EXAMPLES
 SOAK = settings(
     max_examples=EXAMPLES,
     database=None,  # every run draws fresh inputs; a failure prints its reproducer
-
 )
 _count = {"parzen": 0, "knn": 0}
 

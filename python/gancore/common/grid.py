@@ -18,7 +18,15 @@ from .._checks import as_matrix
 from .atomic import atomic_path
 
 __all__ = [
-    "GREY", "WHITE", "YELLOW", "check_image_shape", "image_grid", "pyplot", "save_grid", "save_plot", "save_png",
+    "GREY",
+    "WHITE",
+    "YELLOW",
+    "check_image_shape",
+    "image_grid",
+    "pyplot",
+    "save_grid",
+    "save_plot",
+    "save_png",
     "to_uint8",
 ]
 
@@ -57,8 +65,17 @@ def to_uint8(flat, image_shape) -> np.ndarray:
     return np.round(img * 255.0).astype(np.uint8)
 
 
-def image_grid(images: np.ndarray, rows: int, cols: int, *, pad: int = 2, scale: int = 3, frames=None,
-               frame_width: int = 2, background=WHITE):
+def image_grid(
+    images: np.ndarray,
+    rows: int,
+    cols: int,
+    *,
+    pad: int = 2,
+    scale: int = 3,
+    frames=None,
+    frame_width: int = 2,
+    background=WHITE,
+):
     """Tile (rows·cols, H, W, 3) uint8 images into a Pillow image, row-major.
 
     Every cell has ``pad`` pixels of ``background`` around it. ``frames`` maps a cell index to an RGB

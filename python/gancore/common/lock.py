@@ -67,8 +67,12 @@ def hold_run_lock(run_dir, *, purpose: str) -> bool:
                 f"{run_dir} is in use by {_holder(path)}; only one process may write a run directory. "
                 f"Wait for it to finish (or stop it), then run the command again"
             ) from None
-        log.warning("cannot lock %s (%s): this filesystem does not support flock, so a second process "
-                    "writing the same run would not be stopped", path, exc.strerror or exc)
+        log.warning(
+            "cannot lock %s (%s): this filesystem does not support flock, so a second process "
+            "writing the same run would not be stopped",
+            path,
+            exc.strerror or exc,
+        )
         return False
     # Record the holder for the message a refused writer prints (after locking: never overwrite theirs).
     os.ftruncate(fd, 0)

@@ -37,8 +37,16 @@ def knob(
     ``boolean`` makes a ``--x/--no-x`` pair; ``aliases`` are older spellings of the flag, accepted but
     hidden from ``--help``.
     """
-    meta = dict(help=help, group=group, type=type, choices=choices, nargs=nargs, metavar=metavar,
-                aliases=tuple(aliases), boolean=boolean)
+    meta = dict(
+        help=help,
+        group=group,
+        type=type,
+        choices=choices,
+        nargs=nargs,
+        metavar=metavar,
+        aliases=tuple(aliases),
+        boolean=boolean,
+    )
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata={"option": meta})
     return dataclasses.field(default=default, metadata={"option": meta})

@@ -37,5 +37,3 @@ def download_verified(url: str, dest: Path, verify: Callable[[Path], None]) -> P
                 out.write(chunk)
         verify(tmp)
     return dest
-
-

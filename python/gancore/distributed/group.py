@@ -161,8 +161,15 @@ def setup(device_type: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> Dis
         backend = "gloo"
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
     _current = Dist(rank, world, local_rank, local_world, backend, timeout_s)
-    log.info("rank %d of %d (local %d of %d): process group %s, timeout %.0f s", rank, world, local_rank,
-             local_world, backend, timeout_s)
+    log.info(
+        "rank %d of %d (local %d of %d): process group %s, timeout %.0f s",
+        rank,
+        world,
+        local_rank,
+        local_world,
+        backend,
+        timeout_s,
+    )
     return _current
 
 

@@ -34,14 +34,25 @@ RUN_CONTROL = ("run_dir", "--dist-timeout", "--verbose")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gancore.evaluate", description=__doc__, epilog=EXIT_CODES_HELP,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", nargs="+",
-                   help="training run directories (config.json + checkpoints/); for TFD give one run per "
-                        "fold (with --fold per run as in its config) to get the paper's mean ± SE across folds")
-    p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
-                   help="under torchrun: how long a rank waits for the others before it stops with an error "
-                        "(default 300)")
+    p = argparse.ArgumentParser(
+        prog="python -m gancore.evaluate",
+        description=__doc__,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "run_dir",
+        nargs="+",
+        help="training run directories (config.json + checkpoints/); for TFD give one run per "
+        "fold (with --fold per run as in its config) to get the paper's mean ± SE across folds",
+    )
+    p.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="under torchrun: how long a rank waits for the others before it stops with an error (default 300)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     add_options(p, EvalConfig)
     return p
@@ -54,9 +65,10 @@ def main(argv=None) -> int:
     # torchrun: the kernels run on the CPU, so the group is Gloo's; only rank 0 talks and writes.
     launched = distributed.launched()
     rank = int(os.environ.get("RANK", "0") or 0) if launched else 0
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO if rank == 0 else logging.WARNING,
-                        format="%(asctime)s %(levelname)s " + (f"[rank {rank}] " if launched else "")
-                        + "%(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO if rank == 0 else logging.WARNING,
+        format="%(asctime)s %(levelname)s " + (f"[rank {rank}] " if launched else "") + "%(name)s: %(message)s",
+    )
     if not (math.isfinite(args.dist_timeout) and args.dist_timeout > 0):
         logger.error("--dist-timeout must be a positive number of seconds; got %s", args.dist_timeout)
         return EXIT_USAGE
@@ -70,8 +82,9 @@ def main(argv=None) -> int:
         logger.error("%s", exc)
         return EXIT_LOCKED
     except OSError as exc:  # the report or figures cannot be written: no space, read-only, permission
-        logger.error("%s; the run's checkpoints are untouched, evaluate again once that is fixed",
-                     describe_os_error(exc))
+        logger.error(
+            "%s; the run's checkpoints are untouched, evaluate again once that is fixed", describe_os_error(exc)
+        )
         return EXIT_IO
     finally:
         distributed.teardown()
@@ -98,7 +111,8 @@ def _evaluate_runs(args, dist) -> int:
         # Table 1's TFD column: σ chosen per fold, mean over folds ± standard error across folds.
         combined = table1.combine_folds([ParzenResult(**r["parzen"]) for r in reports])
         m, s = table1.PAPER_TABLE1["Adversarial nets"]["tfd"]
-        print(f"TFD Parzen log-likelihood over {len(reports)} folds ({options['protocol']} protocol): "
-              f"{combined['mean']:.0f} ± {combined['se']:.0f} nats; paper: {m:g} ± {s:g}")
+        print(
+            f"TFD Parzen log-likelihood over {len(reports)} folds ({options['protocol']} protocol): "
+            f"{combined['mean']:.0f} ± {combined['se']:.0f} nats; paper: {m:g} ± {s:g}"
+        )
     return EXIT_OK
-

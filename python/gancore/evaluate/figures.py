@@ -41,8 +41,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-def figure2(samples, train, image_shape, path, *, rows: int = 4, cols: int = 6, scale: int = 3,
-            n_threads: int = 0) -> dict:
+
+def figure2(
+    samples, train, image_shape, path, *, rows: int = 4, cols: int = 6, scale: int = 3, n_threads: int = 0
+) -> dict:
     """Figure 2: ``rows`` × (``cols`` − 1) samples, the last column the nearest training image of
     the sample beside it, framed in yellow. Uses the *first* rows·(cols−1) samples, so the figure is
     a fair draw whenever ``samples`` are (evaluate.py draws them with a recorded seed).
@@ -77,8 +79,9 @@ def figure2(samples, train, image_shape, path, *, rows: int = 4, cols: int = 6, 
     }
 
 
-def nn_pairs_panel(samples, train, image_shape, path, *, n_pairs: int = 50, pairs_per_row: int = 5,
-                   n_threads: int = 0) -> dict:
+def nn_pairs_panel(
+    samples, train, image_shape, path, *, n_pairs: int = 50, pairs_per_row: int = 5, n_threads: int = 0
+) -> dict:
     """A larger Figure 2: ``n_pairs`` samples, each beside its nearest training image (yellow
     title), with the Euclidean distance printed above each pair."""
     samples = as_matrix(samples, "samples")
@@ -93,8 +96,7 @@ def nn_pairs_panel(samples, train, image_shape, path, *, n_pairs: int = 50, pair
     pics_t = to_uint8(train[idx[:, 0]], image_shape)
     plt = pyplot()
     n_rows = -(-n // pairs_per_row)
-    fig, axes = plt.subplots(n_rows, 2 * pairs_per_row, figsize=(2 * pairs_per_row * 0.9, n_rows * 1.05),
-                             squeeze=False)
+    fig, axes = plt.subplots(n_rows, 2 * pairs_per_row, figsize=(2 * pairs_per_row * 0.9, n_rows * 1.05), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i in range(n):
@@ -110,8 +112,7 @@ def nn_pairs_panel(samples, train, image_shape, path, *, n_pairs: int = 50, pair
         b.axis("on")
         b.set_xticks([])
         b.set_yticks([])
-    fig.suptitle("generated sample (left) | nearest training image (right, yellow); d = L2 pixel distance",
-                 fontsize=8)
+    fig.suptitle("generated sample (left) | nearest training image (right, yellow); d = L2 pixel distance", fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     save_plot(fig, path)
     logger.info("wrote %s", path)
@@ -144,8 +145,18 @@ def interpolate_z(z0, z1, steps: int, *, method: str = "linear") -> np.ndarray:
     return a * z0[:, None, :] + b * z1[:, None, :]
 
 
-def figure3(generator, z0, z1, image_shape, path, *, steps: int = 10, method: str = "linear",
-            scale: int = 3, device: str = "cpu") -> dict:
+def figure3(
+    generator,
+    z0,
+    z1,
+    image_shape,
+    path,
+    *,
+    steps: int = 10,
+    method: str = "linear",
+    scale: int = 3,
+    device: str = "cpu",
+) -> dict:
     """Figure 3: each row decodes ``steps`` points interpolated between a pair of noise vectors.
 
     ``generator`` is a torch module mapping (n, noise_dim) → flat (n, D) on [0, 1].

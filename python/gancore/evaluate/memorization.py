@@ -161,9 +161,7 @@ def data_copying_test(
     m = generated.shape[0]
     if tau is None:
         tau = 20.0 / m
-    if isinstance(tau, bool) or not isinstance(tau, (int, float, np.floating, np.integer)) or not (
-        0 <= tau < math.inf
-    ):
+    if isinstance(tau, bool) or not isinstance(tau, (int, float, np.floating, np.integer)) or not (0 <= tau < math.inf):
         raise ValueError(f"tau must be a finite fraction >= 0 of the generated samples; got {tau!r}")
 
     if cells is None:
@@ -209,9 +207,7 @@ def data_copying_test(
         cell_n_generated=g_counts.tolist(),
         cell_n_test=p_counts.tolist(),
     )
-    logger.info(
-        "data-copying test: C_T = %.2f over %d/%d cells, global Z_U = %.2f", c_t, keep.sum(), k, z_global
-    )
+    logger.info("data-copying test: C_T = %.2f over %d/%d cells, global Z_U = %.2f", c_t, keep.sum(), k, z_global)
     return result
 
 
@@ -270,10 +266,7 @@ def copying_verdict(c_t: float, z_global: float, *, threshold: float = 3.0, weig
             f"farther from the training images than held-out test images do"
         )
     else:
-        text = (
-            f"no evidence of data copying: |C_T| = {abs(c_t):.2f} ≤ {threshold:g} "
-            f"(global Z_U = {z_global:.2f})"
-        )
+        text = f"no evidence of data copying: |C_T| = {abs(c_t):.2f} ≤ {threshold:g} (global Z_U = {z_global:.2f})"
     if weight_kept < 0.5:
         text += (
             f"; the generated samples fill only cells holding {weight_kept:.0%} of the test data "
@@ -296,8 +289,14 @@ def memorization_report(
 
     def summary(d):
         q = np.quantile(d, [0.0, 0.01, 0.1, 0.5, 0.9])
-        return {"mean": float(d.mean()), "min": float(q[0]), "q01": float(q[1]), "q10": float(q[2]),
-                "median": float(q[3]), "q90": float(q[4])}
+        return {
+            "mean": float(d.mean()),
+            "min": float(q[0]),
+            "q01": float(q[1]),
+            "q10": float(q[2]),
+            "median": float(q[3]),
+            "q90": float(q[4]),
+        }
 
     return {
         "n_generated": int(d_gen.size),

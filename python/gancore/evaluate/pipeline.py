@@ -54,15 +54,15 @@ __all__ = ["draw_samples", "evaluate_generator", "evaluate_run"]
 logger = logging.getLogger(__name__)
 
 
-
 def _noise(n, noise_dim, prior, generator, device):
     from ..train.models import sample_noise
 
     return sample_noise(n, noise_dim, prior, generator=generator, device=device)
 
 
-def draw_samples(G, n: int, noise_dim: int, prior: str, *, seed: int = 0, device: str = "cpu",
-                 batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+def draw_samples(
+    G, n: int, noise_dim: int, prior: str, *, seed: int = 0, device: str = "cpu", batch_size: int = 2000
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n`` fair samples: z from the prior with ``torch.Generator().manual_seed(seed)`` (on the
     CPU, so the same seed gives the same z on any device), decoded by G in batches.
     Returns (samples float32 (n, D), z float32 (n, noise_dim))."""
@@ -95,8 +95,19 @@ def _cache_path(dataset, protocol, n_centers, seed, kmeans_iters) -> Path:
     return cache_root("eval") / f"{name}.json"
 
 
-def _reference_rows(data, dataset, protocol, include, n_centers, kmeans_iters, n_threads, use_cache, is_main=True,
-                    share=lambda rows: rows, kernels: Kernels = LOCAL):
+def _reference_rows(
+    data,
+    dataset,
+    protocol,
+    include,
+    n_centers,
+    kmeans_iters,
+    n_threads,
+    use_cache,
+    is_main=True,
+    share=lambda rows: rows,
+    kernels: Kernels = LOCAL,
+):
     """Reference rows, cached on disk for real datasets: they depend on the data, not the model.
     Under torchrun rank 0 reads and writes the cache and ``share`` hands its rows to every rank, so all
     ranks compute the same missing rows together."""
@@ -113,9 +124,20 @@ def _reference_rows(data, dataset, protocol, include, n_centers, kmeans_iters, n
     rows = share(rows)
     missing = tuple(k for k in include if k not in rows)
     if missing:
-        rows.update(table1.reference_rows(data["train"], data["valid"], data["test"], n_centers=n_centers,
-                                          protocol=protocol, kmeans_iters=kmeans_iters, seed=0,
-                                          n_threads=n_threads, include=missing, kernels=kernels))
+        rows.update(
+            table1.reference_rows(
+                data["train"],
+                data["valid"],
+                data["test"],
+                n_centers=n_centers,
+                protocol=protocol,
+                kmeans_iters=kmeans_iters,
+                seed=0,
+                n_threads=n_threads,
+                include=missing,
+                kernels=kernels,
+            )
+        )
         if cache is not None and is_main:
             try:
                 cache.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +161,7 @@ def _memorization(samples, data, n_memo, n_cells, seed, n_threads, kernels) -> d
     )
 
 
-def _figures(G, config, samples, data, report, out_dir, seed, interpolation, device, n_threads,
-             figure1=True) -> dict:
+def _figures(G, config, samples, data, report, out_dir, seed, interpolation, device, n_threads, figure1=True) -> dict:
     from . import figures as F
 
     shape = tuple(config["image_shape"])
@@ -148,14 +169,17 @@ def _figures(G, config, samples, data, report, out_dir, seed, interpolation, dev
     made = {}
     rows = min(4, samples.shape[0] // 5)  # 4 × (5 samples + 1 neighbor), fewer rows for tiny n
     if rows:
-        made["figure2"] = F.figure2(samples, data["train"], shape, out_dir / "figure2_samples.png", rows=rows,
-                                    n_threads=n_threads)
-    made["figure2_pairs"] = F.nn_pairs_panel(samples, data["train"], shape, out_dir / "figure2_nn_pairs.png",
-                                             n_threads=n_threads)
+        made["figure2"] = F.figure2(
+            samples, data["train"], shape, out_dir / "figure2_samples.png", rows=rows, n_threads=n_threads
+        )
+    made["figure2_pairs"] = F.nn_pairs_panel(
+        samples, data["train"], shape, out_dir / "figure2_nn_pairs.png", n_threads=n_threads
+    )
     z0, _ = _z_pairs(config, seed + 1)
     z1, _ = _z_pairs(config, seed + 2)
-    made["figure3"] = F.figure3(G, z0, z1, shape, out_dir / "figure3_interpolation.png", method=interpolation,
-                                device=device)
+    made["figure3"] = F.figure3(
+        G, z0, z1, shape, out_dir / "figure3_interpolation.png", method=interpolation, device=device
+    )
     if "memorization" in report:
         d_gen, d_test = report["memorization"]["_distances"]
         made["nn_histogram"] = F.distance_histograms(d_gen, d_test, out_dir / "nn_distances.png")
@@ -227,20 +251,28 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
     samples = z = error = None
     if dist.is_main:  # one draw, sent to every rank: the same centers everywhere, whatever the devices
         try:
-            samples, z = draw_samples(G, n_samples, config["noise_dim"], config["noise_prior"], seed=seed,
-                                      device=device)
+            samples, z = draw_samples(
+                G, n_samples, config["noise_dim"], config["noise_prior"], seed=seed, device=device
+            )
         except ValueError as exc:
             error = exc
     if dist.any(error is not None):
         raise error or ValueError("rank 0 could not draw the samples (its log says why)")
     samples = dist.broadcast_array(samples)
     if samples.shape[1] != data["test"].shape[1]:
-        raise ValueError(f"G produces rows of width {samples.shape[1]} but the {dataset} data have "
-                         f"{data['test'].shape[1]} columns")
+        raise ValueError(
+            f"G produces rows of width {samples.shape[1]} but the {dataset} data have {data['test'].shape[1]} columns"
+        )
     if dist.is_main:
         with atomic_path(out_dir / "samples.npz") as tmp:
-            np.savez(tmp, samples=samples, z=z, seed=np.int64(seed), noise_prior=np.str_(config["noise_prior"]),
-                     dataset=np.str_(dataset))
+            np.savez(
+                tmp,
+                samples=samples,
+                z=z,
+                seed=np.int64(seed),
+                noise_prior=np.str_(config["noise_prior"]),
+                dataset=np.str_(dataset),
+            )
     t = tick("sampling", t)
 
     # Under torchrun every rank runs the same protocols on kernels that split the query rows across
@@ -251,43 +283,61 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
         kernels = sharded_kernels()
     else:
         kernels = LOCAL
-    parzen = table1.parzen_protocol(samples, data["valid"], data["test"], protocol=protocol,
-                                    n_threads=n_threads, label="generator samples", kernels=kernels)
+    parzen = table1.parzen_protocol(
+        samples,
+        data["valid"],
+        data["test"],
+        protocol=protocol,
+        n_threads=n_threads,
+        label="generator samples",
+        kernels=kernels,
+    )
     t = tick("parzen_model", t)
-    refs = _reference_rows(data, dataset, protocol, REFERENCE_CHOICES[references],
-                           min(n_samples, data["train"].shape[0]), kmeans_iters, n_threads, use_cache,
-                           is_main=dist.is_main, share=dist.broadcast, kernels=kernels)
+    refs = _reference_rows(
+        data,
+        dataset,
+        protocol,
+        REFERENCE_CHOICES[references],
+        min(n_samples, data["train"].shape[0]),
+        kmeans_iters,
+        n_threads,
+        use_cache,
+        is_main=dist.is_main,
+        share=dist.broadcast,
+        kernels=kernels,
+    )
     t = tick("parzen_references", t)
 
     report: dict = {"_parzen": parzen, "_references": refs}
     if memorization:
-        report["memorization"] = _memorization(samples, data, memorization_samples, n_cells, seed, n_threads,
-                                               kernels)
+        report["memorization"] = _memorization(samples, data, memorization_samples, n_cells, seed, n_threads, kernels)
         t = tick("memorization", t)
     fig_files = {}
     if figures and dist.is_main:
-        fig_files = _figures(G, config, samples, data, report, out_dir, seed, interpolation, device, n_threads,
-                             figure1)
+        fig_files = _figures(G, config, samples, data, report, out_dir, seed, interpolation, device, n_threads, figure1)
         t = tick("figures", t)
     timings["total"] = round(time.perf_counter() - t0, 3)
 
-    report.update({
-        "dataset": dataset,
-        "protocol": protocol,
-        "seed": int(seed),
-        "n_samples": int(n_samples),
-        "device": str(device),
-        "config": config,
-        "evaluation": opts.to_dict(),
-        "parzen": parzen.to_dict(),
-        "references": {k: v.to_dict() for k, v in refs.items()},
-        "paper_table1": {k: v for k, v in table1.PAPER_TABLE1.items()},
-        "figures": fig_files,
-        "interpolation": interpolation if figures else None,
-        "samples_file": "samples.npz",
-        "timings_s": timings,
-        "warnings": list(parzen.warnings) + [f"reference row {k}: {w}" for k, r in refs.items() for w in r.warnings],
-    })
+    report.update(
+        {
+            "dataset": dataset,
+            "protocol": protocol,
+            "seed": int(seed),
+            "n_samples": int(n_samples),
+            "device": str(device),
+            "config": config,
+            "evaluation": opts.to_dict(),
+            "parzen": parzen.to_dict(),
+            "references": {k: v.to_dict() for k, v in refs.items()},
+            "paper_table1": {k: v for k, v in table1.PAPER_TABLE1.items()},
+            "figures": fig_files,
+            "interpolation": interpolation if figures else None,
+            "samples_file": "samples.npz",
+            "timings_s": timings,
+            "warnings": list(parzen.warnings)
+            + [f"reference row {k}: {w}" for k, r in refs.items() for w in r.warnings],
+        }
+    )
     report["headline"] = headline(dataset, parzen)
     if dist.is_main:
         write_report(report, out_dir)

@@ -27,8 +27,10 @@ def headline(dataset: str, parzen: ParzenResult) -> str:
     """One line, e.g. "MNIST Parzen test log-likelihood (paper protocol): 231.4 ± 2.0 nats
     (σ = 0.17); paper: 225 ± 2"."""
     name = _NAMES.get(dataset, dataset)
-    line = (f"{name} Parzen test log-likelihood ({parzen.protocol} protocol): "
-            f"{parzen.mean:.1f} ± {parzen.se:.1f} nats (σ = {parzen.sigma:.3g})")
+    line = (
+        f"{name} Parzen test log-likelihood ({parzen.protocol} protocol): "
+        f"{parzen.mean:.1f} ± {parzen.se:.1f} nats (σ = {parzen.sigma:.3g})"
+    )
     col = _PAPER_COLUMN.get(dataset)
     if col:
         m, s = PAPER_TABLE1["Adversarial nets"][col]
@@ -95,10 +97,15 @@ def render_markdown(rep: dict) -> str:
         out += ["## ⚠ Warnings", ""] + [f"- **{w}**" for w in rep["warnings"]] + [""]
 
     out += ["## Table 1: Parzen window-based log-likelihood (nats)", ""]
-    out += [(f"Protocol `{p['protocol']}`: {p['n_centers']} samples as centers, σ chosen on "
-             f"{p['n_valid']} validation images, mean ± std/√N over {p['n_test']} test images; "
-             f"d = {p['d']}; data range [{p['data_range'][0]:.3g}, {p['data_range'][1]:.3g}] "
-             f"(the paper's scale is [0,1]). Seed {rep['seed']}; samples in `{rep['samples_file']}`."), ""]
+    out += [
+        (
+            f"Protocol `{p['protocol']}`: {p['n_centers']} samples as centers, σ chosen on "
+            f"{p['n_valid']} validation images, mean ± std/√N over {p['n_test']} test images; "
+            f"d = {p['d']}; data range [{p['data_range'][0]:.3g}, {p['data_range'][1]:.3g}] "
+            f"(the paper's scale is [0,1]). Seed {rep['seed']}; samples in `{rep['samples_file']}`."
+        ),
+        "",
+    ]
     out += ["| model | log-likelihood | σ | centers | what it is |", "|---|---|---|---|---|"]
     out.append(_row("**this run (GAN)**", p, "generator samples", bold=True))
     notes = {
@@ -112,8 +119,14 @@ def render_markdown(rep: dict) -> str:
         for model, vals in PAPER_TABLE1.items():
             m, s = vals[col]
             out.append(f"| paper (2014): {model} | {m:g} ± {s:g} | | | Goodfellow et al. 2014, Table 1 |")
-    out += ["", ("A higher number is better, but the estimator is weak in high dimension: compare the model "
-                 "with the reference rows, not only with the paper."), ""]
+    out += [
+        "",
+        (
+            "A higher number is better, but the estimator is weak in high dimension: compare the model "
+            "with the reference rows, not only with the paper."
+        ),
+        "",
+    ]
 
     out += ["### σ → mean validation log-likelihood", "", "| σ | mean validation LL |", "|---|---|"]
     for s, v in zip(p["sigmas"], p["valid_ll"]):
@@ -134,21 +147,32 @@ def render_markdown(rep: dict) -> str:
         out += [
             f"Computed on {mem['n_generated']} generated samples and {mem['n_test']} held-out test images.",
             "",
-            "| statistic | value | meaning |", "|---|---|---|",
-            (f"| median distance to nearest training image: generated | {g['median']:.3f} | "
-             f"(min {g['min']:.3f}, 1 % {g['q01']:.3f}) |"),
-            (f"| median distance to nearest training image: test | {t['median']:.3f} | "
-             f"(min {t['min']:.3f}, 1 % {t['q01']:.3f}) |"),
-            (f"| generated samples closer than every test image | {mem['n_generated_closer_than_any_test']} | "
-             "near-copies of training images |"),
-            (f"| data-copying C_T (Meehan et al. 2020) | {ct} | ≪ 0 copying, ≈ 0 fine, ≫ 0 under-fitting; "
-             f"{dc['n_cells_kept']}/{dc['n_cells']} k-means cells kept (> τ·m = "
-             f"{dc['tau'] * mem['n_generated']:.0f} samples), covering {dc['weight_kept']:.0%} of test data |"),
+            "| statistic | value | meaning |",
+            "|---|---|---|",
+            (
+                f"| median distance to nearest training image: generated | {g['median']:.3f} | "
+                f"(min {g['min']:.3f}, 1 % {g['q01']:.3f}) |"
+            ),
+            (
+                f"| median distance to nearest training image: test | {t['median']:.3f} | "
+                f"(min {t['min']:.3f}, 1 % {t['q01']:.3f}) |"
+            ),
+            (
+                f"| generated samples closer than every test image | {mem['n_generated_closer_than_any_test']} | "
+                "near-copies of training images |"
+            ),
+            (
+                f"| data-copying C_T (Meehan et al. 2020) | {ct} | ≪ 0 copying, ≈ 0 fine, ≫ 0 under-fitting; "
+                f"{dc['n_cells_kept']}/{dc['n_cells']} k-means cells kept (> τ·m = "
+                f"{dc['tau'] * mem['n_generated']:.0f} samples), covering {dc['weight_kept']:.0%} of test data |"
+            ),
             f"| global Z_U (all cells pooled) | {dc['z_global']:.2f} | same sign convention |",
-            (f"| 1-NN two-sample accuracy | {nn['accuracy']:.3f} (generated {nn['accuracy_generated']:.2f}, "
-             f"real {nn['accuracy_real']:.2f}) | ≈ 0.5 with both parts ≈ 0.5: indistinguishable from test "
-             "data; → 1 easy to tell apart; a lopsided split (one part near 0, the other near 1) also means "
-             "distinguishable |"),
+            (
+                f"| 1-NN two-sample accuracy | {nn['accuracy']:.3f} (generated {nn['accuracy_generated']:.2f}, "
+                f"real {nn['accuracy_real']:.2f}) | ≈ 0.5 with both parts ≈ 0.5: indistinguishable from test "
+                "data; → 1 easy to tell apart; a lopsided split (one part near 0, the other near 1) also means "
+                "distinguishable |"
+            ),
             "",
         ]
 
@@ -156,14 +180,14 @@ def render_markdown(rep: dict) -> str:
     if figs:
         captions = {
             "figure2": "Figure 2: fair random samples; the yellow-framed last column is the nearest training "
-                       "image of the sample beside it",
+            "image of the sample beside it",
             "figure2_pairs": "50 samples beside their nearest training images, with Euclidean distances",
             "figure3": f"Figure 3: {rep.get('interpolation') or 'linear'} interpolations between random z pairs "
-                       "(each row: one pair)",
+            "(each row: one pair)",
             "nn_histogram": "Nearest-training-image distances: generated vs held-out test",
             "sigma_curve": "σ selection curves",
             "figure1": "Figure 1 on real 1-D data: p_data (black dots), p_g (green), D (blue dashes), "
-                       "D* = p_data/(p_data + p_g) (grey), during training of a small 1-D GAN",
+            "D* = p_data/(p_data + p_g) (grey), during training of a small 1-D GAN",
         }
         out += ["## Figures", ""]
         for k, f in figs.items():
@@ -172,7 +196,17 @@ def render_markdown(rep: dict) -> str:
     tm = rep.get("timings_s") or {}
     if tm:
         out += ["## Timings (s)", "", " · ".join(f"{k} {v:.2f}" for k, v in tm.items()), ""]
-    out += ["## Reproduce", "", "```", (f"python -m gancore.evaluate RUN_DIR --protocol {p['protocol']} "
-                                        f"--seed {rep['seed']} --n-samples {rep['n_samples']}"), "```", "",
-            f"gancore {rep.get('gancore_version', '?')}, {rep.get('created_utc', '')}", ""]
+    out += [
+        "## Reproduce",
+        "",
+        "```",
+        (
+            f"python -m gancore.evaluate RUN_DIR --protocol {p['protocol']} "
+            f"--seed {rep['seed']} --n-samples {rep['n_samples']}"
+        ),
+        "```",
+        "",
+        f"gancore {rep.get('gancore_version', '?')}, {rep.get('created_utc', '')}",
+        "",
+    ]
     return "\n".join(out)

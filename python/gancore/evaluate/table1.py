@@ -217,8 +217,7 @@ def parzen_protocol(
     for name, arr in (("valid", valid), ("test", test)):
         if arr.shape[1] != centers.shape[1]:
             raise ValueError(
-                f"{name} must have the same width as centers (d = {centers.shape[1]}); "
-                f"got {name}.shape={arr.shape}"
+                f"{name} must have the same width as centers (d = {centers.shape[1]}); got {name}.shape={arr.shape}"
             )
         if arr.shape[0] == 0:
             raise ValueError(f"{name} must have at least one row")
@@ -331,6 +330,12 @@ def reference_rows(
     if "kmeans" in include:
         km = kmeans(train, n, init="random", max_iter=kmeans_iters, seed=seed, n_threads=n_threads, kernels=kernels)
         rows["kmeans"] = parzen_protocol(
-            km.centroids, valid, test, protocol=protocol, n_threads=n_threads, label="k-means centroids", kernels=kernels
+            km.centroids,
+            valid,
+            test,
+            protocol=protocol,
+            n_threads=n_threads,
+            label="k-means centroids",
+            kernels=kernels,
         )
     return rows

@@ -137,8 +137,13 @@ class _one_thread:
 def _mlp(hidden: int, out_act=None):
     from torch import nn
 
-    layers = [nn.Linear(1, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
-              nn.Linear(hidden, 1)]
+    layers = [
+        nn.Linear(1, hidden),
+        nn.LeakyReLU(0.2),
+        nn.Linear(hidden, hidden),
+        nn.LeakyReLU(0.2),
+        nn.Linear(hidden, 1),
+    ]
     if out_act is not None:
         layers.append(out_act)
     return nn.Sequential(*layers)
@@ -280,15 +285,23 @@ def train_gan_1d(
             d = torch.sigmoid(D(xt))[:, 0].double().numpy()
             real = torch.as_tensor(p_data.sample(20_000, rng), dtype=torch.float32)[:, None]
             d_real = torch.sigmoid(D(real)).double().numpy()
-        extra = {"mean_abs_d_minus_half": float(np.mean(np.abs(d_real - 0.5))),
-                 "g_mean": float(g.mean()), "g_std": float(g.std())}
+        extra = {
+            "mean_abs_d_minus_half": float(np.mean(np.abs(d_real - 0.5))),
+            "g_mean": float(g.mean()),
+            "g_std": float(g.std()),
+        }
         out.append(GanSnapshot(step, x, pd, _density(g, x), d, extra))
 
     with _one_thread():
         _train_loop(G, D, opt_g, opt_d, p_data, steps, batch, rng, want, snap, k)
     last = out[-1].extra
-    logger.info("1-D GAN after %d steps: mean |D − ½| = %.3f, G mean %.3f std %.3f", steps,
-                last["mean_abs_d_minus_half"], last["g_mean"], last["g_std"])
+    logger.info(
+        "1-D GAN after %d steps: mean |D − ½| = %.3f, G mean %.3f std %.3f",
+        steps,
+        last["mean_abs_d_minus_half"],
+        last["g_mean"],
+        last["g_std"],
+    )
     return out
 
 
@@ -338,8 +351,9 @@ def figure1(path, snapshots: list[GanSnapshot] | None = None, **train_kwargs) ->
         ax.plot(s.x, d_star, color="0.6", lw=0.8, label="D* (Eq. 2)")
         ax.axhline(0.5, color="0.85", lw=0.8, zorder=0)
         ax.set_ylim(-0.02, max(1.05, float(s.p_data.max()) * 1.1))  # a collapsed p_g spike is clipped
-        ax.set_title(f"({'abcdefgh'[i % 8]}) step {s.step}: mean|D−½| = {s.extra['mean_abs_d_minus_half']:.2f}",
-                     fontsize=8)
+        ax.set_title(
+            f"({'abcdefgh'[i % 8]}) step {s.step}: mean|D−½| = {s.extra['mean_abs_d_minus_half']:.2f}", fontsize=8
+        )
         ax.set_xlabel("x")
     axes[0].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
@@ -351,8 +365,9 @@ def figure1(path, snapshots: list[GanSnapshot] | None = None, **train_kwargs) ->
 def main(argv=None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m gancore.theory1d", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m gancore.theory1d", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("out", help="PNG path for Figure 1")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--k", type=int, default=5, help="D steps per G step (Algorithm 1's k)")
@@ -362,9 +377,11 @@ def main(argv=None) -> int:
     info = figure1(args.out, steps=args.steps, seed=args.seed, k=args.k)
     print(f"Figure 1 → {info['path']}; final: {info['final']}")
     chk = check_optimal_discriminator(seed=args.seed)
-    print(f"D* check: max |D − D*| = {chk['max_abs_err']:.3f}, mean = {chk['mean_abs_err']:.4f}; "
-          f"V(D) = {chk['value_learned_D']:.4f} vs C(G) = {chk['C_G']:.4f} "
-          f"= −log 4 + 2·JSD = {chk['C_G_from_jsd']:.4f}")
+    print(
+        f"D* check: max |D − D*| = {chk['max_abs_err']:.3f}, mean = {chk['mean_abs_err']:.4f}; "
+        f"V(D) = {chk['value_learned_D']:.4f} vs C(G) = {chk['C_G']:.4f} "
+        f"= −log 4 + 2·JSD = {chk['C_G_from_jsd']:.4f}"
+    )
     return 0
 
 

@@ -76,8 +76,18 @@ class Game:
     DistributedDataParallel (see the module docstring); ``gen``/``disc`` stay the plain modules.
     """
 
-    def __init__(self, cfg, gen, disc, opt_g, opt_d, stream: MinibatchStream, rng: torch.Generator,
-                 *, shard: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        cfg,
+        gen,
+        disc,
+        opt_g,
+        opt_d,
+        stream: MinibatchStream,
+        rng: torch.Generator,
+        *,
+        shard: tuple[int, int] | None = None,
+    ):
         self.cfg, self.gen, self.disc, self.opt_g, self.opt_d = cfg, gen, disc, opt_g, opt_d
         self.stream, self.rng = stream, rng
         self.g_params = [p for p in gen.parameters()]

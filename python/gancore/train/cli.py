@@ -44,7 +44,6 @@ from .flags import build_parser, config_overrides
 log = logging.getLogger("gancore.train")
 
 
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from ..distributed import group as distributed
@@ -56,7 +55,6 @@ def main(argv=None) -> int:
         datefmt="%H:%M:%S",
     )
     import torch  # after argument parsing, so --help is instant
-
 
     try:
         cfg, run_dir, resuming = resolve(args)

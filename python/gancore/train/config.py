@@ -51,81 +51,145 @@ class TrainConfig:
 
     preset: str = "mnist_2014"  # chosen with the run-control flag --preset (a base, not an override)
     # -- data --------------------------------------------------------------------------------------
-    dataset: str = knob("mnist", group="data", choices=tuple(IMAGE_SHAPES),
-                        help="dataset to train on (default: the preset's)")
-    train_split: str = knob("train", group="data", choices=("train", "unlabeled"),
-                            help="split trained on (TFD: unlabeled, as the 2014 code)")
-    data_dir: str | None = knob(None, group="data", metavar="DIR",
-                                help="where datasets live (then $GANCORE_DATA_DIR, then the user cache; "
-                                "MNIST is bundled)")
+    dataset: str = knob(
+        "mnist", group="data", choices=tuple(IMAGE_SHAPES), help="dataset to train on (default: the preset's)"
+    )
+    train_split: str = knob(
+        "train",
+        group="data",
+        choices=("train", "unlabeled"),
+        help="split trained on (TFD: unlabeled, as the 2014 code)",
+    )
+    data_dir: str | None = knob(
+        None,
+        group="data",
+        metavar="DIR",
+        help="where datasets live (then $GANCORE_DATA_DIR, then the user cache; MNIST is bundled)",
+    )
     # -- run ---------------------------------------------------------------------------------------
     seed: int = knob(0, group="run", type=int, help="seed of every random number in the run (default 0)")
     device: str = knob("auto", group="run", choices=DEVICES, help="auto picks CUDA when available (default auto)")
-    threads: int = knob(0, group="run", type=int,
-                        help="CPU threads for torch (default 0 = one per core; 1 is faster on a busy machine)")
+    threads: int = knob(
+        0, group="run", type=int, help="CPU threads for torch (default 0 = one per core; 1 is faster on a busy machine)"
+    )
     epochs: int = knob(5, group="run", type=int, help="passes over the training set (default 5; 2 with --dry-run)")
     max_steps: int | None = knob(None, group="run", type=int, help="stop after this many iterations (checkpointed)")
-    batch_size: int = knob(100, group="run", type=int,
-                           help="minibatch size m (2014: 100); under torchrun the global one, m/W per process")
+    batch_size: int = knob(
+        100, group="run", type=int, help="minibatch size m (2014: 100); under torchrun the global one, m/W per process"
+    )
     # -- model -------------------------------------------------------------------------------------
     arch: str = knob("mlp", group="model", choices=ARCHS, help="mlp (the paper's) or dcgan")
     noise_dim: int = knob(100, group="model", type=int, help="dimension of z (2014: 100)")
-    noise_prior: str = knob("uniform", group="model", choices=PRIORS,
-                            help="uniform = U(-sqrt3, sqrt3) (zero mean, unit variance) as the 2014 MNIST code; "
-                            "gaussian = N(0, I)")
-    g_hidden: list[int] = knob(group="model", default_factory=lambda: [1200, 1200], type=int, nargs="+",
-                               metavar="N", help="G hidden layer sizes (2014: 1200 1200)")
-    g_activation: str = knob("relu", group="model", metavar="ACT[,ACT...]",
-                             help="G hidden activation(s): relu, tanh or sigmoid, one for all layers or one per "
-                             "layer (mnist_2014: relu; cifar10_fc_2014 and tfd_2014: relu,sigmoid)")
-    g_init_range: float = knob(0.05, group="model", type=float,
-                               help="G weights ~ U(-r, r), biases 0, as pylearn2's irange (2014: 0.05)")
-    g_output_bias_from_data: bool = knob(True, group="model", boolean=True,
-                                         help="init G's output bias to logit(mean training pixel), as pylearn2's "
-                                         "init_sigmoid_bias_from_marginals (2014: yes)")
-    d_hidden: list[int] = knob(group="model", default_factory=lambda: [240, 240], type=int, nargs="+",
-                               metavar="N", help="D maxout units per layer (2014: 240 240)")
+    noise_prior: str = knob(
+        "uniform",
+        group="model",
+        choices=PRIORS,
+        help="uniform = U(-sqrt3, sqrt3) (zero mean, unit variance) as the 2014 MNIST code; gaussian = N(0, I)",
+    )
+    g_hidden: list[int] = knob(
+        group="model",
+        default_factory=lambda: [1200, 1200],
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="G hidden layer sizes (2014: 1200 1200)",
+    )
+    g_activation: str = knob(
+        "relu",
+        group="model",
+        metavar="ACT[,ACT...]",
+        help="G hidden activation(s): relu, tanh or sigmoid, one for all layers or one per "
+        "layer (mnist_2014: relu; cifar10_fc_2014 and tfd_2014: relu,sigmoid)",
+    )
+    g_init_range: float = knob(
+        0.05, group="model", type=float, help="G weights ~ U(-r, r), biases 0, as pylearn2's irange (2014: 0.05)"
+    )
+    g_output_bias_from_data: bool = knob(
+        True,
+        group="model",
+        boolean=True,
+        help="init G's output bias to logit(mean training pixel), as pylearn2's "
+        "init_sigmoid_bias_from_marginals (2014: yes)",
+    )
+    d_hidden: list[int] = knob(
+        group="model",
+        default_factory=lambda: [240, 240],
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="D maxout units per layer (2014: 240 240)",
+    )
     d_pieces: int = knob(5, group="model", type=int, help="pieces per maxout unit (2014: 5)")
     d_init_range: float = knob(0.005, group="model", type=float, help="D weights ~ U(-r, r) (2014: 0.005)")
-    d_input_keep: float = knob(0.8, group="model", type=float,
-                               help="dropout keep-probability of D's input pixels, scaled by 1/p (2014: 0.8)")
-    d_hidden_keep: float = knob(0.5, group="model", type=float,
-                                help="keep-probability of the inputs of D's later layers (2014: 0.5)")
-    max_col_norm: float | None = knob(None, group="model", type=float,
-                                      help="cap the norm of every unit's incoming weights, as pylearn2's "
-                                      "max_col_norm (tfd_2014: 1.9365)")
+    d_input_keep: float = knob(
+        0.8, group="model", type=float, help="dropout keep-probability of D's input pixels, scaled by 1/p (2014: 0.8)"
+    )
+    d_hidden_keep: float = knob(
+        0.5, group="model", type=float, help="keep-probability of the inputs of D's later layers (2014: 0.5)"
+    )
+    max_col_norm: float | None = knob(
+        None,
+        group="model",
+        type=float,
+        help="cap the norm of every unit's incoming weights, as pylearn2's max_col_norm (tfd_2014: 1.9365)",
+    )
     dcgan_width: int = knob(64, group="model", type=int, help="base channel count of the DCGAN nets (default 64)")
     # -- game --------------------------------------------------------------------------------------
-    g_loss: str = knob("nonsaturating", group="game", choices=G_LOSSES,
-                       help="generator loss, tutorial §3.2 (2014 code: nonsaturating)")
-    label_smoothing: float = knob(0.0, group="game", type=float,
-                                  help="one-sided label smoothing, tutorial §4.2: real target 1 - alpha, fakes "
-                                  "stay 0 (default 0)")
-    d_loss_halved: bool = knob(True, group="game", boolean=True,
-                               help="J_D = 1/2 (real + fake) as the 2014 AdversaryCost2")
-    update: str = knob("simultaneous", group="game", choices=UPDATES,
-                       help="simultaneous (the 2014 code) or alternating (Algorithm 1 as printed)")
+    g_loss: str = knob(
+        "nonsaturating", group="game", choices=G_LOSSES, help="generator loss, tutorial §3.2 (2014 code: nonsaturating)"
+    )
+    label_smoothing: float = knob(
+        0.0,
+        group="game",
+        type=float,
+        help="one-sided label smoothing, tutorial §4.2: real target 1 - alpha, fakes stay 0 (default 0)",
+    )
+    d_loss_halved: bool = knob(
+        True, group="game", boolean=True, help="J_D = 1/2 (real + fake) as the 2014 AdversaryCost2"
+    )
+    update: str = knob(
+        "simultaneous",
+        group="game",
+        choices=UPDATES,
+        help="simultaneous (the 2014 code) or alternating (Algorithm 1 as printed)",
+    )
     k: int = knob(1, group="game", type=int, help="D steps per G step, alternating only (paper: 1)")
     # -- optimizer and schedules -------------------------------------------------------------------
     optimizer: str = knob("sgd", group="optimizer", choices=OPTIMIZERS, help="sgd (classical momentum) or adam")
     lr: float = knob(0.1, group="optimizer", type=float, help="initial learning rate (2014: 0.1)")
-    lr_decay: float = knob(1.000004, group="optimizer", type=float,
-                           help="lr divided by this after every update, lr_t = max(lr / decay^t, lr_min), as "
-                           "pylearn2's ExponentialDecay (2014: 1.000004; 1 = constant)")
+    lr_decay: float = knob(
+        1.000004,
+        group="optimizer",
+        type=float,
+        help="lr divided by this after every update, lr_t = max(lr / decay^t, lr_min), as "
+        "pylearn2's ExponentialDecay (2014: 1.000004; 1 = constant)",
+    )
     lr_min: float = knob(1e-6, group="optimizer", type=float, help="floor of the decayed lr (2014: 1e-6)")
-    momentum: float = knob(0.5, group="optimizer", type=float,
-                           help="initial classical momentum: v <- mu v - lr g; theta <- theta + v (2014: 0.5)")
+    momentum: float = knob(
+        0.5,
+        group="optimizer",
+        type=float,
+        help="initial classical momentum: v <- mu v - lr g; theta <- theta + v (2014: 0.5)",
+    )
     momentum_final: float = knob(0.7, group="optimizer", type=float, help="final momentum (2014: 0.7)")
-    momentum_start_epoch: int = knob(1, group="optimizer", type=int,
-                                     help="1-based epoch where the momentum ramp starts, as MomentumAdjustor "
-                                     "(2014: 1)")
-    momentum_saturate_epoch: int = knob(250, group="optimizer", type=int,
-                                        help="epoch where it reaches the final value (2014: 250)")
+    momentum_start_epoch: int = knob(
+        1,
+        group="optimizer",
+        type=int,
+        help="1-based epoch where the momentum ramp starts, as MomentumAdjustor (2014: 1)",
+    )
+    momentum_saturate_epoch: int = knob(
+        250, group="optimizer", type=int, help="epoch where it reaches the final value (2014: 250)"
+    )
     adam_beta1: float = knob(0.5, group="optimizer", type=float, help="Adam beta1 (DCGAN: 0.5)")
     adam_beta2: float = knob(0.999, group="optimizer", type=float, help="Adam beta2 (default 0.999)")
-    precision: str = knob("fp32", group="optimizer", choices=PRECISIONS,
-                          help="fp32 (default, as the paper) or bf16 autocast of the forward passes (weights and "
-                          "updates stay fp32; faster on CPUs with AMX and on GPUs; not bit-comparable with fp32)")
+    precision: str = knob(
+        "fp32",
+        group="optimizer",
+        choices=PRECISIONS,
+        help="fp32 (default, as the paper) or bf16 autocast of the forward passes (weights and "
+        "updates stay fp32; faster on CPUs with AMX and on GPUs; not bit-comparable with fp32)",
+    )
     # -- bookkeeping -------------------------------------------------------------------------------
     log_every: int = knob(50, group="run", type=int, help="iterations per metrics line (default 50)")
     sample_rows: int = knob(10, group="run", type=int, help="rows of the fixed-noise sample grid (default 10)")
