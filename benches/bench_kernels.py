@@ -16,7 +16,8 @@ Every tool runs in this process on the same arrays; each answer is checked again
 runs after one warm-up. "peak extra MB" is measured once per tool: the process's resident memory,
 sampled every 2 ms during one call, minus its resident memory before the call (after the warm-up,
 so memory an allocator kept from earlier calls is not counted again). --memory-check runs M1 in a
-fresh interpreter and reports its peak RSS (VmHWM) minus its RSS once the inputs exist. The machine's own limit is a float32
+fresh interpreter and reports its peak RSS (VmHWM) minus its RSS once the inputs exist. The machine's own limit
+is a float32
 GEMM of the same shape through NumPy's BLAS; each kernel's effective GFLOP/s counts only the
 distance GEMM (2·m·n·d flops per pass over the data).
 """
@@ -249,7 +250,7 @@ class Table:
         by_workload = {}
         for row in self.rows:
             by_workload.setdefault(row[0], []).append(row)
-        for workload, rows in by_workload.items():
+        for rows in by_workload.values():
             ours = next(r[2] for r in rows if r[1].startswith("gancore") and "1 thread" not in r[1])
             for w, tool, sec, check, gf, mem, _ in rows:
                 speedup = "—" if tool.startswith("gancore") else f"{sec / ours:.2f}×"

@@ -242,7 +242,8 @@ def test_evaluation_modules_import_lazily():
     import gancore
 
     code = (
-        "import sys, gancore.evaluate, gancore.evaluate.table1, gancore.evaluate.memorization, gancore.evaluate.kmeans, "
+        "import sys, gancore.evaluate, gancore.evaluate.table1, gancore.evaluate.memorization, "
+        "gancore.evaluate.kmeans, "
         "gancore.evaluate.figures, gancore.evaluate.theory1d, gancore.evaluate.report; "
         "print(sorted(m for m in ('torch', 'matplotlib', 'PIL') if m in sys.modules))"
     )

@@ -105,7 +105,8 @@ def test_bad_input_tables_cover_at_least_20_cases_per_kernel(record):
     assert _REJECTED == {c[0] for c in PARZEN_CASES + KNN_CASES}
     record(
         f"bad inputs rejected with the documented exception naming the argument: "
-        f"{len(PARZEN_CASES)}/{len(PARZEN_CASES)} for parzen_loglik, {len(KNN_CASES)}/{len(KNN_CASES)} for nearest_neighbors"
+        f"{len(PARZEN_CASES)}/{len(PARZEN_CASES)} for parzen_loglik, "
+        f"{len(KNN_CASES)}/{len(KNN_CASES)} for nearest_neighbors"
     )
 
 

@@ -6,9 +6,10 @@ before and after each kernel. The kernels stream over one tile per thread and ne
 50,000 × 50,000 distance matrix (10 GB in float32), so the budget is the inputs plus a little.
 
 Before each kernel the high-water mark is reset (``echo 5 > /proc/self/clear_refs``); extra memory
-is the peak during the kernel (VmHWM) minus the resident size just before it (VmRSS). The peak is read as VmHWM from /proc/self/status, the kernel's own high-water mark of this
-process's memory. ru_maxrss is not usable here: Linux carries it across fork + exec, so a child of
-a large pytest process inherits its parent's peak (1 GB and more once torch is loaded).
+is the peak during the kernel (VmHWM) minus the resident size just before it (VmRSS). The peak is
+read as VmHWM from /proc/self/status, the kernel's own high-water mark of this process's memory.
+ru_maxrss is not usable here: Linux carries it across fork + exec, so a child of a large pytest
+process inherits its parent's peak (1 GB and more once torch is loaded).
 """
 
 import json
@@ -70,7 +71,8 @@ def test_50k_by_50k_parzen_and_knn_stay_within_the_memory_budget(record):
     assert parzen_extra < EXTRA_BUDGET_MB and knn_extra < EXTRA_BUDGET_MB, m
     assert max(m["parzen"], m["knn"]) < TOTAL_BUDGET_MB, m
     record(
-        f"50,000 × 50,000, d = 784 (inputs {INPUT_MB:.0f} MB): peak RSS during the kernels {max(m['parzen'], m['knn']):.0f} MB in all "
+        f"50,000 × 50,000, d = 784 (inputs {INPUT_MB:.0f} MB): "
+        f"peak RSS during the kernels {max(m['parzen'], m['knn']):.0f} MB in all "
         f"(budget {TOTAL_BUDGET_MB}); beyond the inputs Parzen +{parzen_extra:.1f} MB ({m['tp']:.1f} s), "
         f"1-NN +{knn_extra:.1f} MB ({m['tk']:.1f} s) (budget +{EXTRA_BUDGET_MB} MB each)"
     )

@@ -179,7 +179,8 @@ class Game:
             real_mean = d_real if real_mean is None else real_mean + d_real
         # ---- (2) update G by descending  1/m Σ log(1 − D(G(z)))  (or the chosen G loss) ----------
         with self.autocast():
-            # fresh noise; D keeps its dropout (as in the 2014 AdversaryCost2). Plain D: it is only differentiated through.
+            # fresh noise; D keeps its dropout (as in the 2014 AdversaryCost2). Plain D: it is only
+            # differentiated through.
             fake_logits = self.disc(self.sync_gen(self.noise())).float()
         loss_g = generator_loss(fake_logits, self.cfg.g_loss)
         grads_g = self.grads(loss_g, self.g_params)
