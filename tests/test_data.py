@@ -218,9 +218,10 @@ def test_cifar10_from_the_binary_tarball():
     assert np.allclose(means, [0.4914, 0.4822, 0.4465], atol=5e-4)  # channel-major (C, H, W) layout
 
 
-def test_import_gancore_and_data_do_not_import_torch():
+def test_import_gancore_and_the_subpackages_do_not_import_torch():
     code = (
-        "import sys, gancore, gancore.data, gancore.train.config; assert 'torch' not in sys.modules, 'torch imported'"
+        "import sys, gancore, gancore.common, gancore.data, gancore.train, gancore.train.config, gancore.evaluate, "
+        "gancore.evaluate.config, gancore.distributed; assert 'torch' not in sys.modules, 'torch imported'"
     )
     env = {"PYTHONPATH": str(PYTHON_DIR), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

@@ -31,7 +31,7 @@ def test_mann_whitney_matches_scipy(ties):
     g, t = rng.normal(0.2, 1, 70), rng.normal(0, 1, 50)
     if ties:
         g, t = np.round(g), np.round(t)
-    u, z = mann_whitney_z(g, t)
+    u, z = mann_whitney_z(g, t, convention="tie-corrected")
     su, sz = _scipy_z(g, t)
     assert u == pytest.approx(su)
     assert z == pytest.approx(sz, rel=1e-6)
@@ -40,8 +40,12 @@ def test_mann_whitney_matches_scipy(ties):
 def test_mann_whitney_signs_and_degenerate():
     assert mann_whitney_z([0.0, 0.1], [1.0, 2.0, 3.0])[1] < 0  # generated smaller → negative
     assert mann_whitney_z([5.0, 6.0], [1.0, 2.0, 3.0])[1] > 0
-    u, z = mann_whitney_z([1.0, 1.0], [1.0, 1.0])
+    u, z = mann_whitney_z([1.0, 1.0], [1.0, 1.0], convention="tie-corrected")
     assert u == 2.0 and z == 0.0
+    # the authors' convention keeps its +0.5 shift and tie-free variance even here
+    assert mann_whitney_z([1.0, 1.0], [1.0, 1.0])[1] == pytest.approx(0.5 / math.sqrt(2 * 2 * 5 / 12))
+    with pytest.raises(ValueError, match="convention"):
+        mann_whitney_z([1.0], [2.0], convention="scipy")
     with pytest.raises(ValueError, match="non-empty"):
         mann_whitney_z([], [1.0])
     with pytest.raises(ValueError, match="finite"):
@@ -158,10 +162,55 @@ def test_mann_whitney_property_against_scipy():
     )
     def check(g, t):
         g, t = np.array(g, float), np.array(t, float)
-        u, z = mann_whitney_z(g, t)
+        u, z = mann_whitney_z(g, t, convention="tie-corrected")
         # U by its definition: pairs with g > t, ties counting one half.
         assert u == pytest.approx(np.sum(g[:, None] > t[None]) + 0.5 * np.sum(g[:, None] == t[None]))
         if np.unique(np.r_[g, t]).size > 1:
             assert z == pytest.approx(_scipy_z(g, t)[1], rel=1e-6, abs=1e-9)
 
     check()
+
+
+def _authors_z(generated, test):
+    """NumPy twin of the authors' ``Zu`` (Meehan et al. 2020, casey-meehan/data-copying): U from the
+    pairs by definition, null mean m·n/2 − 0.5 (their fixed continuity correction), variance
+    m·n·(m + n + 1)/12 with no tie correction."""
+    g, t = np.asarray(generated, float), np.asarray(test, float)
+    m, n = g.size, t.size
+    u = np.sum(g[:, None] > t[None]) + 0.5 * np.sum(g[:, None] == t[None])
+    return (u - (n * m / 2 - 0.5)) / np.sqrt(n * m * (n + m + 1) / 12)
+
+
+def test_default_z_is_the_authors_definition():
+    hyp = pytest.importorskip("hypothesis")
+    st = pytest.importorskip("hypothesis.strategies")
+
+    @hyp.given(
+        st.lists(st.integers(0, 6), min_size=1, max_size=40), st.lists(st.integers(0, 6), min_size=1, max_size=40)
+    )
+    def check(g, t):
+        assert mann_whitney_z(g, t)[1] == pytest.approx(_authors_z(g, t), rel=1e-12, abs=1e-12)
+
+    check()
+
+
+def test_exact_copies_differ_between_the_conventions():
+    """The case the statistic exists for: copies have nearest-training distance 0, so they tie."""
+    rng = np.random.default_rng(3)
+    copies, test = np.zeros(200), rng.random(200) + 0.1
+    authors, corrected = mann_whitney_z(copies, test)[1], mann_whitney_z(copies, test, convention="tie-corrected")[1]
+    assert authors == pytest.approx(_authors_z(copies, test)) and authors > corrected  # ties shrink the variance
+
+
+def test_report_has_both_one_nn_comparisons():
+    from gancore.evaluate.memorization import memorization_report
+
+    rng = np.random.default_rng(7)
+    train, test = rng.random((150, 6)), rng.random((150, 6))
+    copies = memorization_report(train.copy(), test, train, n_cells=2)
+    # against the (whole, here) training set, copies sit on their originals: accuracy 0
+    assert copies["one_nn_two_sample_train"]["accuracy"] == 0.0
+    assert "training" in copies["one_nn_two_sample_train"]["compared_with"]
+    assert "test" in copies["one_nn_two_sample"]["compared_with"]
+    fresh = memorization_report(rng.random((150, 6)), test, train, n_cells=2)
+    assert abs(fresh["one_nn_two_sample_train"]["accuracy"] - 0.5) < 0.15

@@ -202,6 +202,14 @@ def test_cli_rejects_bad_arguments(argv, match, capsys):
     assert exc.value.code == 2 and match in capsys.readouterr().err
 
 
+def test_out_naming_an_existing_file_is_a_one_line_error(tmp_path, caplog):
+    target = tmp_path / "a_file"
+    target.write_text("not a run")
+    assert train.main([*TINY, "--out", str(target)]) == 2
+    assert "--out" in caplog.text and "existing file" in caplog.text
+    assert target.read_text() == "not a run"
+
+
 @pytest.mark.parametrize(
     "argv,match",
     [

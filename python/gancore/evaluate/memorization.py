@@ -17,12 +17,18 @@ Three numbers, all built on the exact nearest-neighbor kernel (``gancore.nearest
    where within a cell L is measured to the training points *of that cell*, P_n(π) is the fraction of
    test points in π, and Π_τ keeps the cells holding more than τ·m generated samples (the authors'
    code: ``Qm_of_pi > tau``; their default τ = 20/m, i.e. more than 20 samples). Cells without test
-   points have weight P_n(π) = 0 and are skipped (the authors' code raises instead). Unlike the
-   authors' code we use the tie-corrected variance of U and no continuity correction; ties are
-   negligible for continuous data, and the difference is at most 0.5/σ_U.
-3. **1-nearest-neighbor two-sample test** (Lopez-Paz & Oquab 2017): leave-one-out 1-NN
-   classification of generated vs held-out real points; accuracy ≈ 0.5 when the two are
-   indistinguishable, → 1 when they are easy to tell apart.
+   points have weight P_n(π) = 0 and are skipped (the authors' code raises instead). Z_U is the
+   authors' definition by default (``convention="authors"``, their ``Zu``: the null mean shifted by
+   a fixed 0.5 continuity correction and the tie-free variance m·n·(m+n+1)/12), so published C_T values
+   compare with ours. ``convention="tie-corrected"`` uses the tie-corrected variance and no shift
+   instead; the two agree on continuous data but not on exact copies (many distances of 0 tie),
+   where they can differ by several tenths in C_T: exactly the case the test exists to catch.
+3. **1-nearest-neighbor two-sample tests** (Lopez-Paz & Oquab 2017): leave-one-out 1-NN
+   classification of generated vs real points; accuracy ≈ 0.5 when the two are indistinguishable,
+   → 1 when they are easy to tell apart. Run twice, and the report says which is which: against
+   held-out **test** images (how well the model generalizes; copies of the training set look like
+   fresh data here, ≈ 0.5) and against a **training** subsample of the same size (memorization, as
+   Meehan et al.'s ``NN_test`` baseline: copies of the compared training images score well below 0.5).
 """
 
 from __future__ import annotations
@@ -73,15 +79,25 @@ def _rank_average(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ranks, sizes
 
 
-def mann_whitney_z(generated, test) -> tuple[float, float]:
+CONVENTIONS = ("authors", "tie-corrected")
+
+
+def mann_whitney_z(generated, test, *, convention: str = "authors") -> tuple[float, float]:
     """Mann–Whitney U of ``generated`` vs ``test`` and its standardised Z_U (Meehan et al. 2020, §3).
 
     U counts the pairs (i, j) with generated[i] > test[j], ties counting ½; under the null
-    hypothesis that the two samples are exchangeable, E[U] = m·n/2 and, with tie correction,
-    Var[U] = m·n/12 · ((N + 1) − Σ(t³ − t) / (N(N − 1))), N = m + n, t = tie-group sizes.
+    hypothesis that the two samples are exchangeable E[U] = m·n/2. ``convention``:
+
+    * ``"authors"`` (default) — the authors' code (``Zu`` in casey-meehan/data-copying):
+      Z_U = (U − (m·n/2 − 0.5)) / √(m·n·(N + 1)/12), a fixed +0.5 continuity shift, no tie correction;
+    * ``"tie-corrected"`` — Z_U = (U − m·n/2) / √Var[U] with
+      Var[U] = m·n/12 · ((N + 1) − Σ(t³ − t) / (N(N − 1))), N = m + n, t = tie-group sizes
+      (SciPy's variance, no continuity correction); Z_U is 0 when that variance is 0.
+
     Returns (U, Z_U); Z_U < 0 means generated values are *smaller* (closer to the training set).
-    Z_U is 0 when the variance is 0 (all values equal).
     """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}; got {convention!r}")
     g = np.asarray(generated, dtype=np.float64).ravel()
     t = np.asarray(test, dtype=np.float64).ravel()
     if g.size == 0 or t.size == 0:
@@ -92,6 +108,8 @@ def mann_whitney_z(generated, test) -> tuple[float, float]:
     N = m + n
     ranks, ties = _rank_average(np.concatenate([g, t]))
     u = float(ranks[:m].sum() - m * (m + 1) / 2.0)
+    if convention == "authors":
+        return u, (u - (m * n / 2.0 - 0.5)) / math.sqrt(m * n * (N + 1) / 12.0)
     tie_term = float(np.sum(ties.astype(np.float64) ** 3 - ties)) / (N * (N - 1)) if N > 1 else 0.0
     var = m * n / 12.0 * ((N + 1) - tie_term)
     z = 0.0 if var <= 0 else (u - m * n / 2.0) / math.sqrt(var)
@@ -111,6 +129,7 @@ class DataCopyingResult:
     cell_z: list  # Z_U per cell (NaN where not kept)
     cell_n_generated: list
     cell_n_test: list
+    convention: str = "authors"  # of Z_U (see mann_whitney_z)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -130,6 +149,7 @@ def data_copying_test(
     kmeans_iters: int = 20,
     n_threads: int = 0,
     kernels: Kernels = LOCAL,
+    convention: str = "authors",
 ) -> DataCopyingResult:
     """Meehan, Chaudhuri & Dasgupta's C_T statistic and the global Z_U (see the module docstring).
 
@@ -143,6 +163,7 @@ def data_copying_test(
     cells : optional precomputed partition as a KMeansResult-like object with ``centroids`` and
         ``labels`` (cells of the training rows); skips k-means
     seed, kmeans_iters : for the k-means partition
+    convention : of Z_U, "authors" (default, so published C_T values compare) or "tie-corrected"
 
     Interpretation: C_T ≈ 0 no evidence of copying; C_T ≪ 0 (say < −3) generated samples sit closer
     to training points than fresh data do (copying); C_T ≫ 0 under-fitting (samples far from data).
@@ -184,9 +205,9 @@ def data_copying_test(
     for c in np.flatnonzero(keep):
         # Within a cell, L(x) is the distance to the nearest training point *of that cell*.
         t_c = train[t_cells == c]
-        lq, _ = nn_distances(generated[g_cells == c], t_c, n_threads=n_threads)
-        lp, _ = nn_distances(test[p_cells == c], t_c, n_threads=n_threads)
-        cell_z[c] = mann_whitney_z(lq, lp)[1]
+        lq, _ = nn_distances(generated[g_cells == c], t_c, n_threads=n_threads, kernels=kernels)
+        lp, _ = nn_distances(test[p_cells == c], t_c, n_threads=n_threads, kernels=kernels)
+        cell_z[c] = mann_whitney_z(lq, lp, convention=convention)[1]
 
     weight = float(pn_of_pi[keep].sum())
     c_t = float(np.dot(pn_of_pi[keep], cell_z[keep]) / weight) if weight > 0 else float("nan")
@@ -195,7 +216,7 @@ def data_copying_test(
 
     lq_all, _ = nn_distances(generated, train, n_threads=n_threads, kernels=kernels)
     lp_all, _ = nn_distances(test, train, n_threads=n_threads, kernels=kernels)
-    z_global = mann_whitney_z(lq_all, lp_all)[1]
+    z_global = mann_whitney_z(lq_all, lp_all, convention=convention)[1]
     result = DataCopyingResult(
         c_t=c_t,
         z_global=float(z_global),
@@ -206,6 +227,7 @@ def data_copying_test(
         cell_z=cell_z.tolist(),
         cell_n_generated=g_counts.tolist(),
         cell_n_test=p_counts.tolist(),
+        convention=convention,
     )
     logger.info("data-copying test: C_T = %.2f over %d/%d cells, global Z_U = %.2f", c_t, keep.sum(), k, z_global)
     return result
@@ -286,6 +308,14 @@ def memorization_report(
     d_test, _ = nn_distances(test, train, n_threads=n_threads, kernels=kernels)
     dc = data_copying_test(generated, test, train, n_cells=n_cells, seed=seed, n_threads=n_threads, kernels=kernels)
     one_nn = one_nn_two_sample(generated, test, n_threads=n_threads, kernels=kernels)
+    one_nn["compared_with"] = "held-out test images (generalization; copies of training images look like fresh data)"
+    # The memorization version: the same test against as many training images (Meehan et al.'s NN_test),
+    # drawn with the seed; here copies of the training set score well below 0.5.
+    rng = np.random.default_rng(seed)
+    n_train = min(generated.shape[0], train.shape[0])
+    train_sub = np.asarray(train)[np.sort(rng.choice(train.shape[0], size=n_train, replace=False))]
+    one_nn_train = one_nn_two_sample(generated, train_sub, n_threads=n_threads, kernels=kernels)
+    one_nn_train["compared_with"] = "a random training subsample (memorization; well below 0.5: copies)"
 
     def summary(d):
         q = np.quantile(d, [0.0, 0.01, 0.1, 0.5, 0.9])
@@ -307,6 +337,7 @@ def memorization_report(
         "n_generated_closer_than_any_test": int(np.sum(d_gen < d_test.min())),
         "data_copying": dc.to_dict(),
         "one_nn_two_sample": one_nn,
+        "one_nn_two_sample_train": one_nn_train,
         "verdict": copying_verdict(dc.c_t, dc.z_global, weight_kept=dc.weight_kept),
         "_distances": (d_gen, d_test),
     }

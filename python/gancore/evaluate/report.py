@@ -168,13 +168,20 @@ def render_markdown(rep: dict) -> str:
             ),
             f"| global Z_U (all cells pooled) | {dc['z_global']:.2f} | same sign convention |",
             (
-                f"| 1-NN two-sample accuracy | {nn['accuracy']:.3f} (generated {nn['accuracy_generated']:.2f}, "
-                f"real {nn['accuracy_real']:.2f}) | ≈ 0.5 with both parts ≈ 0.5: indistinguishable from test "
-                "data; → 1 easy to tell apart; a lopsided split (one part near 0, the other near 1) also means "
-                "distinguishable |"
+                f"| 1-NN two-sample accuracy vs **test** images | {nn['accuracy']:.3f} (generated "
+                f"{nn['accuracy_generated']:.2f}, real {nn['accuracy_real']:.2f}) | generalization: ≈ 0.5 with both "
+                "parts ≈ 0.5: indistinguishable from fresh data; → 1 easy to tell apart; a lopsided split also means "
+                "distinguishable; copies of *training* images also give ≈ 0.5 here |"
             ),
-            "",
         ]
+        nt = mem.get("one_nn_two_sample_train")
+        if nt:
+            out.append(
+                f"| 1-NN two-sample accuracy vs **training** images | {nt['accuracy']:.3f} (generated "
+                f"{nt['accuracy_generated']:.2f}, real {nt['accuracy_real']:.2f}) | memorization: well below 0.5 "
+                "means samples sit on top of training images (copies) |"
+            )
+        out.append("")
 
     figs = rep.get("figures") or {}
     if figs:
