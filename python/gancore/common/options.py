@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 from typing import Any, Callable
 
-__all__ = ["add_options", "flag_of", "given_options", "knob", "option_fields"]
+__all__ = ["add_dist_timeout", "add_options", "flag_of", "given_options", "knob", "option_fields"]
 
 
 def knob(
@@ -92,3 +92,25 @@ def add_options(parser: argparse.ArgumentParser, cls, *, groups: dict[str, str] 
 def given_options(args: argparse.Namespace, cls) -> dict[str, Any]:
     """The :func:`knob` fields of ``cls`` that the user gave on the command line."""
     return {f.name: getattr(args, f.name) for f in option_fields(cls) if getattr(args, f.name, None) is not None}
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, got {text!r}")
+    return value
+
+
+def add_dist_timeout(parser: argparse.ArgumentParser) -> None:
+    """``--dist-timeout SECONDS``, the run-control flag both commands share under ``torchrun``."""
+    parser.add_argument(
+        "--dist-timeout",
+        type=_positive_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="under torchrun: how long a process waits for the others in a collective before it stops with "
+        "an error, e.g. when another rank died or hangs (default 300)",
+    )

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 from pathlib import Path
 
 from ..common.failures import EXIT_CODES_HELP, EXIT_IO, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, describe_os_error
 from ..common.lock import RunLocked
-from ..common.options import add_options, given_options
+from ..common.options import add_dist_timeout, add_options, given_options
 from . import config as eval_config
 from . import table1
 from .config import EvalConfig
@@ -46,13 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="training run directories (config.json + checkpoints/); for TFD give one run per "
         "fold (with --fold per run as in its config) to get the paper's mean ± SE across folds",
     )
-    p.add_argument(
-        "--dist-timeout",
-        type=float,
-        default=300.0,
-        metavar="SECONDS",
-        help="under torchrun: how long a rank waits for the others before it stops with an error (default 300)",
-    )
+    add_dist_timeout(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     add_options(p, EvalConfig)
     return p
@@ -69,9 +62,6 @@ def main(argv=None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO if rank == 0 else logging.WARNING,
         format="%(asctime)s %(levelname)s " + (f"[rank {rank}] " if launched else "") + "%(name)s: %(message)s",
     )
-    if not (math.isfinite(args.dist_timeout) and args.dist_timeout > 0):
-        logger.error("--dist-timeout must be a positive number of seconds; got %s", args.dist_timeout)
-        return EXIT_USAGE
     dist = distributed.setup("cpu", args.dist_timeout)
     try:
         return _evaluate_runs(args, dist)

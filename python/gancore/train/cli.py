@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -167,6 +166,7 @@ def start(cfg, run_dir: Path, device, dist, resuming: bool):
     error = None
     trainer = None
     try:
+        trainer = Trainer(cfg, run_dir, device, dist)  # loads the data: may fail before anything is written
         if dist.is_main:
             # One writer per run directory, before anything is written; then the temporaries of an earlier
             # process that died or failed mid-write go, so they take no space and cannot pass for data.
@@ -174,8 +174,6 @@ def start(cfg, run_dir: Path, device, dist, resuming: bool):
             for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples"):
                 for stale in remove_temporaries(folder):
                     log.info("removed %s, left by an interrupted write", stale)
-        trainer = Trainer(cfg, run_dir, device, dist)  # loads the data: may fail before anything is written
-        if dist.is_main:
             write_config(cfg, run_dir)
         if resuming and (ckpt := checkpoints.latest(run_dir)) is not None:
             trainer.restore(ckpt)
@@ -213,8 +211,6 @@ def _latest_or_none(run_dir: Path):
 
 def resolve(args) -> tuple[C.TrainConfig, Path, bool]:
     """The run's config and directory, from a preset plus flags, or from a run being resumed."""
-    if not (math.isfinite(args.dist_timeout) and args.dist_timeout > 0):
-        raise ValueError(f"--dist-timeout must be a positive number of seconds; got {args.dist_timeout}")
     overrides = config_overrides(args)
     if args.resume:
         run_dir = Path(args.resume if isinstance(args.resume, str) else (args.out or ""))

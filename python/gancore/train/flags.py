@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..common.failures import EXIT_CODES_HELP
-from ..common.options import add_options, given_options
+from ..common.options import add_dist_timeout, add_options, given_options
 from . import config as C
 
 DESCRIPTION = """\
@@ -83,14 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-eval", action="store_true", help="skip the Parzen-window evaluation at the end")
     p.add_argument("--dry-run", action="store_true", help="a few steps on a tiny synthetic dataset (smoke test)")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final result")
-    p.add_argument(
-        "--dist-timeout",
-        type=float,
-        default=300.0,
-        metavar="SECONDS",
-        help="under torchrun: how long a process waits for the others in a collective before it stops with "
-        "an error, e.g. when another rank died or hangs (default 300)",
-    )
+    add_dist_timeout(p)
     add_options(p, C.TrainConfig, groups=GROUP_TITLES)
     return p
 
