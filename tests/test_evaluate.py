@@ -232,6 +232,33 @@ def test_cli_on_real_mnist(run_dir, capsys, tmp_path, monkeypatch):
     assert rep["parzen"]["n_valid"] == 1000 and rep["parzen"]["n_test"] == 10000 and rep["parzen"]["d"] == 784
 
 
+def test_cli_disk_full_while_writing_the_report_is_one_line_exit_5(run_dir, tmp_path, monkeypatch, caplog):
+    """ENOSPC from the report writer (injected; the bundled MNIST copy is used): exit 5, one error line
+    naming the file and the cause, the old report untouched, no temporary left behind."""
+    import errno
+    import os
+
+    from gancore.common import atomic
+    from gancore.evaluate import report
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    real = atomic.write_atomic
+
+    def full_disk(path, data):
+        if str(path).endswith("report.md"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(report, "write_atomic", full_disk)
+    before = sorted(p.name for p in run_dir.iterdir())
+    rc = main([str(run_dir), "--n-samples", "200", "--references", "none", "--no-memorization", "--no-figures"])
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert rc == 5 and len(errors) == 1
+    assert "No space left on device" in errors[0].getMessage() and "report.md" in errors[0].getMessage()
+    assert not [p.name for p in run_dir.iterdir() if ".tmp" in p.name]
+    assert set(before) <= {p.name for p in run_dir.iterdir()}
+
+
 def test_evaluation_modules_import_lazily():
     """Importing the evaluation modules pulls in neither torch nor matplotlib (STYLE.md §10)."""
     import os
