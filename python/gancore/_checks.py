@@ -139,13 +139,22 @@ def as_sigmas(sigma) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(arr), scalar
 
 
+def as_int(value, name: str, *, low: int = 1, high: int | None = None, note: str = "") -> int:
+    """``value`` as a Python int in [``low``, ``high``]: ``TypeError`` naming ``name`` for a non-integer
+    (bools included), ``ValueError`` outside the range. ``note`` follows the bound in the message
+    (e.g. " (0 = all cores)")."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int{note}; got {type(value).__name__}")
+    if high is not None and not low <= int(value) <= high:
+        raise ValueError(f"{name} must be between {low} and {high}{note}; got {value}")
+    if int(value) < low:
+        raise ValueError(f"{name} must be >= {low}{note}; got {value}")
+    return int(value)
+
+
 def as_n_threads(n_threads) -> int:
     """0 means the default: ``$GANCORE_NUM_THREADS`` if set, else every core."""
-    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)):
-        raise TypeError(f"n_threads must be an int (0 = all cores); got {type(n_threads).__name__}")
-    n_threads = int(n_threads)
-    if n_threads < 0:
-        raise ValueError(f"n_threads must be >= 0 (0 = all cores); got {n_threads}")
+    n_threads = as_int(n_threads, "n_threads", low=0, note=" (0 = all cores)")
     if n_threads == 0:
         env = os.environ.get("GANCORE_NUM_THREADS", "").strip()
         if env:

@@ -8,10 +8,8 @@ set. This module checks arguments and calls the Rust kernel in ``gancore._core``
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import _core
-from ._checks import as_n_threads, check_same_width, checked_matrix, kernel_pair
+from ._checks import as_int, as_n_threads, check_same_width, checked_matrix, kernel_pair
 
 __all__ = ["nearest_neighbors"]
 
@@ -48,11 +46,7 @@ def nearest_neighbors(queries, reference, k: int = 1, *, n_threads: int = 0):
     n = reference.shape[0]
     if n == 0:
         raise ValueError("reference must have at least one row")
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be an int; got {type(k).__name__}")
-    k = int(k)
-    if not 1 <= k <= n:
-        raise ValueError(f"k must be between 1 and the number of reference rows ({n}); got {k}")
+    k = as_int(k, "k", low=1, high=n, note=" (the number of reference rows)")
     threads = as_n_threads(n_threads)
     queries, reference = kernel_pair(queries, queries_max, "queries", reference, reference_max, "reference")
     return _core.nearest_neighbors(queries, reference, k, threads)

@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from .._checks import as_matrix
+from .._checks import as_int, as_matrix
 from ..common.grid import YELLOW, image_grid, pyplot, save_plot, save_png, to_uint8
 from ..common.grid import check_image_shape as _check_shape
 from ..neighbors import nearest_neighbors
@@ -127,8 +127,7 @@ def interpolate_z(z0, z1, steps: int, *, method: str = "linear") -> np.ndarray:
     z1 = np.asarray(z1, np.float64)
     if z0.shape != z1.shape or z0.ndim != 2:
         raise ValueError(f"z0 and z1 must be 2-D arrays of the same shape; got {z0.shape} and {z1.shape}")
-    if not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise ValueError(f"steps must be an int >= 2; got {steps!r}")
+    steps = as_int(steps, "steps", low=2)
     t = np.linspace(0.0, 1.0, int(steps))[None, :, None]
     if method == "linear":
         return (1 - t) * z0[:, None, :] + t * z1[:, None, :]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import as_matrix, as_n_threads
+from .._checks import as_int, as_matrix, as_n_threads
 from .kernels import LOCAL, Kernels
 
 __all__ = ["KMeansResult", "assign", "kmeans"]
@@ -44,14 +44,6 @@ class KMeansResult:
     inertia: float
     n_iter: int
     converged: bool
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    if int(value) < low:
-        raise ValueError(f"{name} must be >= {low}; got {value}")
-    return int(value)
 
 
 def assign(x, centroids, *, n_threads: int = 0, kernels: Kernels = LOCAL) -> tuple[np.ndarray, np.ndarray]:
@@ -138,8 +130,8 @@ def kmeans(
     # x stays in its dtype (float32 MNIST is not copied to float64 every iteration); centroids
     # are float64 means, handed to the exact kernel in x's dtype.
     x = as_matrix(x, "x")
-    k = _check_int(k, "k", 1)
-    max_iter = _check_int(max_iter, "max_iter", 1)
+    k = as_int(k, "k")
+    max_iter = as_int(max_iter, "max_iter")
     n_threads = as_n_threads(n_threads)
     n = x.shape[0]
     if k > n:

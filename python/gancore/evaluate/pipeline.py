@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import as_int
 from ..common.atomic import atomic_path, write_atomic
 from ..common.cache import cache_root
 from ..common.lock import hold_run_lock, release_run_lock
@@ -68,8 +69,7 @@ def draw_samples(
     Returns (samples float32 (n, D), z float32 (n, noise_dim))."""
     import torch
 
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n (number of samples) must be a positive int; got {n!r}")
+    n = as_int(n, "n (number of samples)")
     gen = torch.Generator().manual_seed(int(seed))
     z = _noise(int(n), int(noise_dim), prior, gen, "cpu")  # (n, noise_dim)
     out = []

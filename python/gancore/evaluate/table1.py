@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .._checks import as_matrix, as_n_threads, as_sigmas
+from .._checks import as_int, as_matrix, as_n_threads, as_sigmas
 from .kernels import LOCAL, Kernels
 
 __all__ = [
@@ -229,9 +229,7 @@ def parzen_protocol(
     sigmas = np.sort(sigmas)
     if n_valid is None:
         n_valid = PAPER_N_VALID if protocol == "paper" else valid.shape[0]
-    if isinstance(n_valid, bool) or not isinstance(n_valid, (int, np.integer)) or n_valid < 1:
-        raise ValueError(f"n_valid must be a positive int; got {n_valid!r}")
-    valid = valid[: int(n_valid)]
+    valid = valid[: as_int(n_valid, "n_valid")]
 
     msgs = check_data_scale({label: centers, "valid": valid, "test": test})
 
@@ -314,8 +312,7 @@ def reference_rows(
     from .kmeans import kmeans
 
     train = as_matrix(train, "train")
-    if isinstance(n_centers, bool) or not isinstance(n_centers, (int, np.integer)) or n_centers < 1:
-        raise ValueError(f"n_centers must be a positive int; got {n_centers!r}")
+    n_centers = as_int(n_centers, "n_centers")
     unknown = set(include) - {"train", "kmeans"}
     if unknown:
         raise ValueError(f"include may only name 'train' and 'kmeans'; got {sorted(unknown)}")
