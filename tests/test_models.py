@@ -191,3 +191,29 @@ def test_2014_presets_follow_the_yamls():
         config.from_preset("mnist_2014", g_activation="relu,relu,relu")
     with pytest.raises(ValueError, match="train_split"):
         config.from_preset("mnist_2014", train_split="unlabeled")
+
+
+# ---- D's features (Salimans et al. 2016, §3.1) ---------------------------------------------------------
+
+
+def _randomized(disc):
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in disc.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return disc
+
+
+def test_forward_is_head_of_features_bit_for_bit():
+    """forward() is unchanged: the same numbers (and dropout draws) as head(features(x))."""
+    x = torch.rand(6, 784)
+    for disc in (_randomized(MaxoutDiscriminator(784, [16, 8], 3, 0.8, 0.5)), DCGANDiscriminator((1, 28, 28), 4)):
+        disc.train()
+        disc.generator = torch.Generator().manual_seed(3) if hasattr(disc, "keep") else None
+        a = disc(x)
+        if disc.generator is not None:
+            disc.generator.manual_seed(3)
+        f = disc.features(x)
+        assert torch.equal(a, disc.head(f))
+    assert f.shape == (6, 8 * 7 * 7)  # DCGAN: the last conv block, flattened
+    assert MaxoutDiscriminator(784, [16, 8], 3, 1, 1).features(x).shape == (6, 8)  # the last maxout layer

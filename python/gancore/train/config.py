@@ -34,7 +34,7 @@ from ..common.options import knob
 from ..data import IMAGE_SHAPES
 
 UPDATES = ("simultaneous", "alternating")
-G_LOSSES = ("nonsaturating", "minimax", "maxlikelihood")
+G_LOSSES = ("nonsaturating", "minimax", "maxlikelihood", "feature_matching")  # = losses.G_LOSSES (no torch here)
 PRIORS = ("uniform", "gaussian")
 ARCHS = ("mlp", "dcgan")
 OPTIMIZERS = ("sgd", "adam")
@@ -136,7 +136,11 @@ class TrainConfig:
     dcgan_width: int = knob(64, group="model", type=int, help="base channel count of the DCGAN nets (default 64)")
     # -- game --------------------------------------------------------------------------------------
     g_loss: str = knob(
-        "nonsaturating", group="game", choices=G_LOSSES, help="generator loss, tutorial §3.2 (2014 code: nonsaturating)"
+        "nonsaturating",
+        group="game",
+        choices=G_LOSSES,
+        help="generator loss, tutorial §3.2 (2014 code: nonsaturating), or feature_matching: match the mean of "
+        "D's last hidden features on real and generated data (Salimans et al. 2016 §3.1)",
     )
     label_smoothing: float = knob(
         0.0,

@@ -4,7 +4,10 @@ Contracts every model here keeps, so training and evaluation never reshape by ha
 
 * a generator maps noise ``z`` (n, noise_dim) to a FLAT batch (n, C*H*W) with pixels in [0, 1];
 * a discriminator maps a flat [0, 1] batch (n, C*H*W) to LOGITS (n,) — the probability D(x) is
-  ``sigmoid(logit)``, and the losses work on logits so they never take the log of a rounded sigmoid.
+  ``sigmoid(logit)``, and the losses work on logits so they never take the log of a rounded sigmoid;
+  ``D(x) = D.head(D.features(x))``, where ``features`` is D's last hidden representation f(x) (the
+  last maxout layer's output, or the last conv block's, flattened): feature matching compares it
+  between real and generated batches (Salimans et al. 2016, §3.1).
 
 The 2014 MNIST models (``mnist.yaml``): G is 100 → ReLU 1200 → ReLU 1200 → sigmoid 784 with weights
 U(−0.05, 0.05) and the output bias set to the logit of the training set's per-pixel mean; D is maxout
@@ -108,9 +111,21 @@ class MLPGenerator(nn.Module):
 
 
 class MaxoutDiscriminator(nn.Module):
-    """D(x): dropout → maxout → dropout → maxout … → dropout → linear logit, as in ``mnist.yaml``."""
+    """D(x): dropout → maxout → dropout → maxout … → dropout → linear logit, as in ``mnist.yaml``.
 
-    def __init__(self, in_features: int, hidden: list[int], pieces: int, input_keep: float, hidden_keep: float):
+    ``features(x)`` is f(x), the last maxout layer's output (n, units), before the final dropout;
+    ``head(f)`` is the rest: dropout on the output layer's input, then the linear logit. ``forward``
+    computes exactly what it always did.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: list[int],
+        pieces: int,
+        input_keep: float,
+        hidden_keep: float,
+    ):
         super().__init__()
         layers = []
         width = in_features
@@ -124,12 +139,20 @@ class MaxoutDiscriminator(nn.Module):
         self.generator: torch.Generator | None = None  # set by the trainer for reproducible masks
         self.shard: tuple[int, int] | None = None  # (rank, world) under data-parallel training
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x): the output of the last maxout layer, (n, units), with dropout on every layer's input."""
         drop = self.training
         for layer, keep in zip(self.hidden, self.keep):
             x = layer(dropout(x, keep, self.generator, self.shard) if drop else x)
-        x = dropout(x, self.keep[-1], self.generator, self.shard) if drop else x
+        return x  # (n, units)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        """Logits (n,) from the features f(x): dropout, then the output unit."""
+        x = dropout(f, self.keep[-1], self.generator, self.shard) if self.training else f
         return self.out(x).squeeze(1)  # (n,) logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
 
 
 def init_uniform_(module: nn.Module, irange: float, generator: torch.Generator) -> None:
@@ -197,7 +220,10 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """Flat [0, 1] → (C, H, W) in [−1, 1] → [Conv ×½, (BN), LeakyReLU 0.2]… → linear logit."""
+    """Flat [0, 1] → (C, H, W) in [−1, 1] → [Conv ×½, (BN), LeakyReLU 0.2]… → linear logit.
+
+    ``features(x)`` is the last conv block's output, flattened (n, C'·s·s); ``head(f)`` the linear logit.
+    """
 
     def __init__(self, image_shape, width: int = 64):
         super().__init__()
@@ -216,9 +242,16 @@ class DCGANDiscriminator(nn.Module):
         side = image_shape[1] // 2**downs
         self.out = nn.Linear(cin * side * side, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x): the last conv block's features, flattened, (n, C'·s·s)."""
         h = self.net(x.view(x.shape[0], *self.shape).mul(2.0).sub(1.0))  # (n, C', s, s)
-        return self.out(h.flatten(1)).squeeze(1)  # (n,) logits
+        return h.flatten(1)  # (n, C'·s·s)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.out(f).squeeze(1)  # (n,) logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
 
 
 def init_dcgan_(module: nn.Module, generator: torch.Generator) -> None:
