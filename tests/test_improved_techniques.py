@@ -1,4 +1,4 @@
-"""Feature matching (Salimans et al. 2016, §3.1) inside Algorithm 1."""
+"""Feature matching and minibatch discrimination (Salimans et al. 2016, §3.1-3.2) inside Algorithm 1."""
 
 import json
 import math
@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from gancore.train import cli as train  # noqa: E402
+from gancore.train import config  # noqa: E402
 from gancore.train.algorithm1 import Game, MinibatchStream, data_batches_per_step  # noqa: E402
 from gancore.train.models import build_models  # noqa: E402
 from gancore.train.optimizers import make_optimizer  # noqa: E402
@@ -65,15 +66,20 @@ def test_feature_matching_batches_per_scheme():
     assert data_batches_per_step(tiny_config(update="alternating", k=2)) == 2  # other losses: k, as before
 
 
-FM = ["--g-loss", "feature_matching"]
+FM, MBD = ["--g-loss", "feature_matching"], ["--minibatch-features", "6", "--minibatch-kernel-dim", "3"]
 
 
 @pytest.mark.parametrize(
-    "extra",
-    [FM, [*FM, "--update", "alternating"], ["--preset", "dcgan", "--dcgan-width", "4", *FM]],
-    ids=["fm-simultaneous", "fm-alternating", "dcgan-fm"],
+    "extra,g_loss,kernels",
+    [
+        (FM, "feature_matching", 0),
+        ([*FM, "--update", "alternating"], "feature_matching", 0),
+        (MBD, "nonsaturating", 6),
+        (["--preset", "dcgan", "--dcgan-width", "4", *FM, *MBD], "feature_matching", 6),
+    ],
+    ids=["fm-simultaneous", "fm-alternating", "minibatch", "dcgan-fm-minibatch"],
 )
-def test_dry_run_exits_0_with_finite_losses(tmp_path, extra):
+def test_dry_run_exits_0_with_finite_losses(tmp_path, extra, g_loss, kernels):
     """``python -m gancore.train --dry-run --no-eval --g-loss feature_matching`` and friends."""
     run = tmp_path / "run"
     assert train.main([*TINY1, *extra, "--out", str(run)]) == 0
@@ -81,13 +87,14 @@ def test_dry_run_exits_0_with_finite_losses(tmp_path, extra):
     assert [r["step"] for r in rows] == [4, 8, 12, 16]  # 8 iterations per epoch, also with k + 1 batches
     for r in rows:
         assert all(math.isfinite(r[k]) for k in ("loss_d", "loss_g", "d_real", "d_fake"))
-    assert json.loads((run / "config.json").read_text())["g_loss"] == "feature_matching"
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["g_loss"], saved["minibatch_features"]) == (g_loss, kernels)
 
 
 @pytest.mark.parametrize(
     "extra",
-    [[*FM, "--update", "alternating"]],
-    ids=["fm-alternating"],
+    [[*FM, "--update", "alternating"], MBD],
+    ids=["fm-alternating", "minibatch"],
 )
 def test_resume_mid_epoch_is_bitwise_identical(tmp_path, extra):
     ref, short = tmp_path / "ref", tmp_path / "short"
@@ -98,8 +105,22 @@ def test_resume_mid_epoch_is_bitwise_identical(tmp_path, extra):
     assert_same_state(state_of(ref), state_of(short))
 
 
-def test_feature_matching_refuses_data_parallel_training():
+def test_whole_batch_techniques_refuse_data_parallel_training():
     data = torch.rand(64, 784)
     _game(tiny_config(), data, shard=(0, 2))  # the paper's game splits fine
-    with pytest.raises(ValueError, match="--g-loss feature_matching.*data parallel"):
-        _game(tiny_config(g_loss="feature_matching"), data, shard=(0, 2))
+    for overrides, flag in (
+        ({"g_loss": "feature_matching"}, "--g-loss feature_matching"),
+        ({"minibatch_features": 3}, "--minibatch-features"),
+    ):
+        with pytest.raises(ValueError, match=f"{flag}.*data parallel"):
+            _game(tiny_config(**overrides), data, shard=(0, 2))
+
+
+def test_new_knobs_are_validated():
+    assert config.from_preset("mnist_2014", minibatch_features=0).minibatch_kernel_dim == 5  # the defaults
+    with pytest.raises(ValueError, match="minibatch_features"):
+        config.from_preset("mnist_2014", minibatch_features=-1)
+    with pytest.raises(ValueError, match="minibatch_kernel_dim"):
+        config.from_preset("mnist_2014", minibatch_kernel_dim=0)
+    with pytest.raises(ValueError, match="g_loss"):
+        config.from_preset("mnist_2014", g_loss="feature-matching")

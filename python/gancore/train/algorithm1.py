@@ -38,9 +38,9 @@ one process, up to the order of float summation. Gradients are taken with
   (under ``no_grad`` in the D steps), the plain modules are called, not the wrappers.
 
 Every parameter is used in every backward pass, so DDP needs no ``find_unused_parameters``.
-Feature matching is refused under data parallelism: it depends on the whole minibatch at once (its
-feature mean, inside a square), which one rank's m/W rows would change, so the run would no longer
-be the one-process run.
+Feature matching and minibatch discrimination are refused under data parallelism: both depend on the
+whole minibatch at once (its feature mean; the distances between its examples), which one rank's
+m/W rows would change, so the run would no longer be the one-process run.
 A one-process run takes the gradients with ``torch.autograd.grad`` and never touches ``.grad``.
 """
 
@@ -117,6 +117,8 @@ class Game:
             whole_batch = []  # features that couple the examples of a minibatch (module docstring)
             if cfg.g_loss == "feature_matching":
                 whole_batch.append("--g-loss feature_matching")
+            if cfg.minibatch_features:
+                whole_batch.append("--minibatch-features")
             if whole_batch:
                 raise ValueError(
                     f"{' and '.join(whole_batch)} cannot run data parallel: it depends on the whole minibatch "
