@@ -112,3 +112,10 @@ def test_feature_matching_gradient_flows_through_the_generated_batch_only():
         feature_matching_loss(real, fake[:, :3])
     with pytest.raises(ValueError, match="feature_matching_loss"):
         generator_loss(fake, "feature_matching")
+
+
+def test_config_offers_exactly_the_losses_this_module_computes():
+    # config.py keeps its own copy so that building the command line needs no torch
+    from gancore.train import config, losses
+
+    assert config.G_LOSSES == losses.G_LOSSES
