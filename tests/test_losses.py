@@ -83,3 +83,39 @@ def test_saturation_is_what_the_paper_describes():
 def test_unknown_generator_loss():
     with pytest.raises(ValueError, match="nonsaturating"):
         generator_loss(torch.zeros(2), "wasserstein")
+
+
+def test_feature_matching_is_zero_for_the_same_batch_and_positive_otherwise():
+    from gancore.train.losses import feature_matching_loss
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(32, 7, generator=g, dtype=torch.float64)
+    assert feature_matching_loss(real, real.clone()).item() == 0.0
+    assert feature_matching_loss(real, real.flip(0)).item() == pytest.approx(0.0, abs=1e-28)  # same mean
+    fake = torch.randn(32, 7, generator=g, dtype=torch.float64)
+    expected = ((real.mean(0) - fake.mean(0)) ** 2).sum()  # ‖E f(x) − E f(G(z))‖²₂
+    assert feature_matching_loss(real, fake).item() == pytest.approx(expected.item(), rel=1e-12)
+    assert expected.item() > 0
+
+
+def test_feature_matching_gradient_flows_through_the_generated_batch_only():
+    from gancore.train.losses import feature_matching_loss
+
+    real = torch.randn(10, 4, requires_grad=True)
+    fake = torch.randn(10, 4, requires_grad=True)
+    loss = feature_matching_loss(real, fake)
+    g_real, g_fake = torch.autograd.grad(loss, (real, fake), allow_unused=True)
+    assert g_real is None  # E_x f(x) is a constant target
+    expected = -2 * (real.detach().mean(0) - fake.detach().mean(0)) / 10  # d/df_j of ‖μ_r − μ_f‖²
+    assert torch.allclose(g_fake, expected.expand(10, 4), atol=1e-6)
+    with pytest.raises(ValueError, match="same width"):
+        feature_matching_loss(real, fake[:, :3])
+    with pytest.raises(ValueError, match="feature_matching_loss"):
+        generator_loss(fake, "feature_matching")
+
+
+def test_config_offers_exactly_the_losses_this_module_computes():
+    # config.py keeps its own copy so that building the command line needs no torch
+    from gancore.train import config, losses
+
+    assert config.G_LOSSES == losses.G_LOSSES

@@ -191,3 +191,95 @@ def test_2014_presets_follow_the_yamls():
         config.from_preset("mnist_2014", g_activation="relu,relu,relu")
     with pytest.raises(ValueError, match="train_split"):
         config.from_preset("mnist_2014", train_split="unlabeled")
+
+
+# ---- D's features, and minibatch discrimination (Salimans et al. 2016, §3.1-3.2) ---------------------
+
+
+def _randomized(disc):
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in disc.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return disc
+
+
+def test_forward_is_head_of_features_bit_for_bit():
+    """forward() is unchanged: the same numbers (and dropout draws) as head(features(x))."""
+    x = torch.rand(6, 784)
+    for disc in (_randomized(MaxoutDiscriminator(784, [16, 8], 3, 0.8, 0.5)), DCGANDiscriminator((1, 28, 28), 4)):
+        disc.train()
+        disc.generator = torch.Generator().manual_seed(3) if hasattr(disc, "keep") else None
+        a = disc(x)
+        if disc.generator is not None:
+            disc.generator.manual_seed(3)
+        f = disc.features(x)
+        assert torch.equal(a, disc.head(f))
+    assert f.shape == (6, 8 * 7 * 7)  # DCGAN: the last conv block, flattened
+    assert MaxoutDiscriminator(784, [16, 8], 3, 1, 1).features(x).shape == (6, 8)  # the last maxout layer
+
+
+def test_default_discriminators_have_no_minibatch_parameters():
+    """Off by default: the paper's D keeps exactly its parameters (same names, shapes, order)."""
+    cfg = tiny_config()
+    _, disc = build_models(cfg, torch.full((784,), 0.2))
+    assert [(k, tuple(v.shape)) for k, v in disc.state_dict().items()] == [
+        ("hidden.0.linear.weight", (48, 784)),
+        ("hidden.0.linear.bias", (48,)),
+        ("out.weight", (1, 16)),
+        ("out.bias", (1,)),
+    ]
+    assert disc.minibatch is None
+    _, on = build_models(tiny_config(minibatch_features=4, minibatch_kernel_dim=2), torch.full((784,), 0.2))
+    assert on.minibatch.T.shape == (16, 4, 2) and on.out.weight.shape == (1, 20)
+    assert 0.03 < on.minibatch.T.std().item() < 0.07  # N(0, 0.05²) from the seed
+    _, again = build_models(tiny_config(minibatch_features=4, minibatch_kernel_dim=2), torch.full((784,), 0.2))
+    assert torch.equal(on.minibatch.T, again.minibatch.T)
+
+
+def test_minibatch_discrimination_matches_the_formula():
+    from gancore.train.models import MinibatchDiscrimination
+
+    layer = MinibatchDiscrimination(6, 4, 3).double()
+    f = torch.randn(5, 6, dtype=torch.float64)
+    m = torch.einsum("na,abc->nbc", f, layer.T.detach())  # M_i = f(x_i)·T, (n, B, C)
+    expected = torch.zeros(5, 4, dtype=torch.float64)
+    for i in range(5):
+        for j in range(5):
+            if j != i:
+                expected[i] += torch.exp(-(m[i] - m[j]).abs().sum(1)) / 4  # c_b(x_i, x_j) / (n − 1)
+    assert torch.allclose(layer(f), expected, rtol=1e-12, atol=1e-14)
+    # identical examples: every c_b = 1, so o = 1 (the paper's sum would be n − 1 + 1)
+    assert torch.allclose(layer(f[:1].repeat(3, 1)), torch.ones(3, 4, dtype=torch.float64))
+    assert layer(f[:1]).tolist() == [[0.0] * 4]  # a batch of one has no other examples
+
+
+# (DCGAN's D in training mode is left out: its batch norm already mixes the examples of a batch.)
+@pytest.mark.parametrize("arch,mode", [("mlp", "eval"), ("mlp", "train"), ("dcgan", "eval")])
+def test_minibatch_features_let_other_examples_change_d_of_x_i(arch, mode):
+    """With minibatch discrimination D(x_i) depends on the rest of the batch; without it, it does not."""
+    x = torch.rand(6, 784)
+    changed = x.clone()
+    changed[4] = torch.rand(784)  # another example j = 4 of the batch changes
+    outputs = {}
+    for kernels in (0, 5):
+        torch.manual_seed(0)
+        if arch == "mlp":
+            disc = _randomized(MaxoutDiscriminator(784, [16, 8], 3, 0.8, 0.5, minibatch_features=kernels))
+        else:
+            disc = DCGANDiscriminator((1, 28, 28), 4, minibatch_features=kernels, minibatch_kernel_dim=3)
+        if kernels:
+            with torch.no_grad():  # scale T so that the L1 distances are O(1): c_b neither 0 nor 1
+                m = torch.einsum("na,abc->nbc", disc.eval().features(x), disc.minibatch.T)
+                disc.minibatch.T.div_((m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(3).mean())
+        disc.train(mode == "train")
+        runs = []
+        for batch in (x, changed):
+            if arch == "mlp":
+                disc.generator = torch.Generator().manual_seed(7)  # the same dropout masks for both batches
+            runs.append(disc(batch).detach())
+        outputs[kernels] = runs
+    a, b = outputs[0]
+    assert torch.equal(a[:4], b[:4]) and torch.equal(a[5:], b[5:])  # off: D(x_i) untouched for i ≠ 4
+    a, b = outputs[5]
+    assert ((a - b).abs()[[0, 1, 2, 3, 5]] > 1e-4).all()  # on: every other example's output moved

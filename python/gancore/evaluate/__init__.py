@@ -9,6 +9,9 @@
 * :mod:`.kmeans` — k-means on the exact nearest-neighbor kernel;
 * :mod:`.figures` — Figures 2 and 3 and the evaluation plots;
 * :mod:`.theory1d` — Figure 1 and §4's results checked on 1-D densities;
+* :mod:`.game_dynamics` — the tutorial's exercise §7.2: gradient descent on V(x, y) = xy;
+* :mod:`.tutorial_figures` — the tutorial's Figure 16 (generator costs, from gancore's losses) and the
+  §7.2 figure: ``python -m gancore.evaluate.tutorial_figures OUT_DIR``;
 * :mod:`.report` — ``report.json`` and ``report.md``;
 * :mod:`.cli` — ``main()`` of ``python -m gancore.evaluate``.
 

@@ -11,6 +11,15 @@
 one minibatch of data and one of noise, D's and G's gradients both taken from that same forward pass
 (with the same dropout masks), then one SGD update of all parameters at once. k is 1 by construction.
 
+**Feature matching** (``g_loss = feature_matching``, Salimans et al. 2016 §3.1) replaces G's objective
+by ‖E_x f(x) − E_z f(G(z))‖²₂, f being D's last hidden features, so the G step needs a real
+minibatch too. ``simultaneous``: the iteration's one real minibatch, whose features come from the same
+pass of D (same dropout masks) that gives D's loss its logits. ``alternating``: a fresh data
+minibatch drawn after the k D steps (as the authors' code draws G's real batch separately from D's),
+so an iteration takes k + 1 data minibatches and an epoch has N // ((k + 1)·m) iterations
+(:func:`data_batches_per_step`). Either way G's update uses only G's gradient; D is never updated by
+the G loss.
+
 Every function returns a detached tensor ``[loss_d, loss_g, mean D(x), mean D(G(z))]`` and never
 synchronises with the device, so a GPU runs ahead while the host queues the next step.
 
@@ -29,6 +38,9 @@ one process, up to the order of float summation. Gradients are taken with
   (under ``no_grad`` in the D steps), the plain modules are called, not the wrappers.
 
 Every parameter is used in every backward pass, so DDP needs no ``find_unused_parameters``.
+Feature matching and minibatch discrimination are refused under data parallelism: both depend on the
+whole minibatch at once (its feature mean; the distances between its examples), which one rank's
+m/W rows would change, so the run would no longer be the one-process run.
 A one-process run takes the gradients with ``torch.autograd.grad`` and never touches ``.grad``.
 """
 
@@ -38,8 +50,16 @@ import contextlib
 
 import torch
 
-from .losses import discriminator_loss, generator_loss
+from .losses import discriminator_loss, feature_matching_loss, generator_loss
 from .models import apply_max_col_norm_, sample_noise
+
+
+def data_batches_per_step(cfg) -> int:
+    """Data minibatches one iteration draws: 1 (simultaneous), k (alternating), k + 1 (alternating
+    with feature matching: its G step takes a fresh real minibatch)."""
+    if cfg.update == "simultaneous":
+        return 1
+    return cfg.k + (1 if cfg.g_loss == "feature_matching" else 0)
 
 
 class MinibatchStream:
@@ -94,6 +114,16 @@ class Game:
         self.d_params = [p for p in disc.parameters()]
         self.rows = None
         if shard is not None:
+            whole_batch = []  # features that couple the examples of a minibatch (module docstring)
+            if cfg.g_loss == "feature_matching":
+                whole_batch.append("--g-loss feature_matching")
+            if cfg.minibatch_features:
+                whole_batch.append("--minibatch-features")
+            if whole_batch:
+                raise ValueError(
+                    f"{' and '.join(whole_batch)} cannot run data parallel: it depends on the whole minibatch "
+                    "at once, and each process sees only its rows of it; train with one process"
+                )
             rank, world = shard
             b = cfg.batch_size // world
             self.rows = (rank * b, (rank + 1) * b)
@@ -137,6 +167,13 @@ class Game:
             real_logits, fake_logits = self.sync_disc(x), self.sync_disc(fake)  # (m,), (m,)
         return real_logits.float(), fake_logits.float()
 
+    def d_features_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass of D giving (f(x), logits): the same dropout masks and batch-norm statistics as D(x)."""
+        with self.autocast():
+            features = self.disc.features(x)  # (m, A)
+            logits = self.disc.head(features)  # (m,)
+        return features, logits.float()
+
     def constrain(self, net) -> None:
         if self.cfg.max_col_norm:
             apply_max_col_norm_(net, self.cfg.max_col_norm)
@@ -149,9 +186,15 @@ class Game:
         x = self.stream.take()  # (m, D)
         with self.autocast():
             fake = self.sync_gen(self.noise())  # (m, D)
-        real_logits, fake_logits = self.d_logits(x, fake)
+        if self.cfg.g_loss == "feature_matching":
+            # f(x) and f(G(z)) from the very passes that give D its logits: E_x f(x) from this real batch.
+            real_features, real_logits = self.d_features_logits(x)
+            fake_features, fake_logits = self.d_features_logits(fake)
+            loss_g = feature_matching_loss(real_features, fake_features)
+        else:
+            real_logits, fake_logits = self.d_logits(x, fake)
+            loss_g = generator_loss(fake_logits, self.cfg.g_loss)  # same logits, same dropout masks
         loss_d = self.d_loss(real_logits, fake_logits)
-        loss_g = generator_loss(fake_logits, self.cfg.g_loss)  # same logits, same dropout masks
         grads_d = self.grads(loss_d, self.d_params, retain_graph=True)
         grads_g = self.grads(loss_g, self.g_params)  # through D, to G's parameters only
         self.opt_d.step(grads_d, lr, momentum)
@@ -178,11 +221,21 @@ class Game:
             loss_d_sum = loss_d if loss_d_sum is None else loss_d_sum + loss_d
             real_mean = d_real if real_mean is None else real_mean + d_real
         # ---- (2) update G by descending  1/m Σ log(1 − D(G(z)))  (or the chosen G loss) ----------
-        with self.autocast():
-            # fresh noise; D keeps its dropout (as in the 2014 AdversaryCost2). Plain D: it is only
-            # differentiated through.
-            fake_logits = self.disc(self.sync_gen(self.noise())).float()
-        loss_g = generator_loss(fake_logits, self.cfg.g_loss)
+        if self.cfg.g_loss == "feature_matching":
+            x = self.stream.take()  # a fresh data minibatch (m, D) for E_x f(x)
+            with self.autocast():
+                with torch.no_grad():  # the target: no graph through the real batch
+                    real_features = self.disc.features(x)  # (m, A)
+                fake_features = self.disc.features(self.sync_gen(self.noise()))  # fresh noise -> (m, A)
+            loss_g = feature_matching_loss(real_features, fake_features)
+            with torch.no_grad(), self.autocast():
+                fake_logits = self.disc.head(fake_features).float()  # D(G(z)) for the metrics line only
+        else:
+            with self.autocast():
+                # fresh noise; D keeps its dropout (as in the 2014 AdversaryCost2). Plain D: it is only
+                # differentiated through.
+                fake_logits = self.disc(self.sync_gen(self.noise())).float()
+            loss_g = generator_loss(fake_logits, self.cfg.g_loss)
         grads_g = self.grads(loss_g, self.g_params)
         self.opt_g.step(grads_g, lr, momentum)
         self.constrain(self.gen)

@@ -34,7 +34,7 @@ from ..common.options import knob
 from ..data import IMAGE_SHAPES
 
 UPDATES = ("simultaneous", "alternating")
-G_LOSSES = ("nonsaturating", "minimax", "maxlikelihood")
+G_LOSSES = ("nonsaturating", "minimax", "maxlikelihood", "feature_matching")  # = losses.G_LOSSES (no torch here)
 PRIORS = ("uniform", "gaussian")
 ARCHS = ("mlp", "dcgan")
 OPTIMIZERS = ("sgd", "adam")
@@ -134,9 +134,28 @@ class TrainConfig:
         help="cap the norm of every unit's incoming weights, as pylearn2's max_col_norm (tfd_2014: 1.9365)",
     )
     dcgan_width: int = knob(64, group="model", type=int, help="base channel count of the DCGAN nets (default 64)")
+    minibatch_features: int = knob(
+        0,
+        group="model",
+        type=int,
+        metavar="B",
+        help="minibatch discrimination (Salimans et al. 2016 §3.2, tutorial §5.1.1): B kernels telling D how "
+        "close each example is to the rest of its minibatch, fed to D's output layer (default 0 = off)",
+    )
+    minibatch_kernel_dim: int = knob(
+        5,
+        group="model",
+        type=int,
+        metavar="C",
+        help="dimension C of each minibatch-discrimination kernel (default 5, as the authors' code)",
+    )
     # -- game --------------------------------------------------------------------------------------
     g_loss: str = knob(
-        "nonsaturating", group="game", choices=G_LOSSES, help="generator loss, tutorial §3.2 (2014 code: nonsaturating)"
+        "nonsaturating",
+        group="game",
+        choices=G_LOSSES,
+        help="generator loss, tutorial §3.2 (2014 code: nonsaturating), or feature_matching: match the mean of "
+        "D's last hidden features on real and generated data (Salimans et al. 2016 §3.1)",
     )
     label_smoothing: float = knob(
         0.0,
@@ -351,6 +370,8 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1; got {cfg.keep_checkpoints}")
     need(cfg.sample_rows >= 1 and cfg.sample_cols >= 1, "sample grid needs at least one row and column")
     need(cfg.dcgan_width >= 1, f"dcgan_width must be >= 1; got {cfg.dcgan_width}")
+    need(cfg.minibatch_features >= 0, f"minibatch_features must be >= 0 (0 = off); got {cfg.minibatch_features}")
+    need(cfg.minibatch_kernel_dim >= 1, f"minibatch_kernel_dim must be >= 1; got {cfg.minibatch_kernel_dim}")
     if cfg.arch == "dcgan":
         need(
             cfg.dataset in ("mnist", "fashion-mnist", "cifar10"),

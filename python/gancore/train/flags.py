@@ -36,6 +36,13 @@ update schemes:
   alternating      Algorithm 1 as printed in the paper: k D steps (fresh data and noise each), then
                    one G step on fresh noise
 
+techniques of Salimans et al. (2016), "Improved Techniques for Training GANs" (tutorial §5.1.1, §5.4):
+  --g-loss feature_matching  G matches the mean of D's last hidden features on real and generated data
+                             (simultaneous: the iteration's real minibatch; alternating: a fresh one)
+  --minibatch-features B     D's output layer also sees how close each example is to the rest of its
+                             minibatch (B kernels of dimension --minibatch-kernel-dim, default 5)
+  both need the whole minibatch in one process: they are refused under torchrun
+
 multiple processes and machines (torchrun, DistributedDataParallel; NCCL on GPUs, Gloo on CPUs):
   torchrun --standalone --nproc_per_node 2 -m gancore.train --threads 1 [flags]
   torchrun --nnodes 2 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 --rdzv-id RUN \

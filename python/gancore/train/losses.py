@@ -8,7 +8,15 @@ and their gradients exact for any logit.
   ascent); with one-sided label smoothing the real target is 1 − α and fakes keep target 0;
 * generator, ``minimax``: minimize E log(1 − D(G(z))) = −E softplus(l) (saturates when D wins);
 * generator, ``nonsaturating``: maximize E log D(G(z)), i.e. minimize E softplus(−l) (paper §3);
-* generator, ``maxlikelihood``: J_G = −½ E exp(σ⁻¹(D(G(z)))) = −½ E exp(l) (Goodfellow 2014b).
+* generator, ``maxlikelihood``: J_G = −½ E exp(σ⁻¹(D(G(z)))) = −½ E exp(l) (Goodfellow 2014b);
+* generator, ``feature_matching`` (Salimans et al. 2016, "Improved Techniques for Training GANs",
+  §3.1; tutorial §5.4): J_G = ‖E_x f(x) − E_z f(G(z))‖²₂ with f(x) D's last hidden features, the
+  expectations estimated by the two minibatches' means (:func:`feature_matching_loss`). It is computed
+  from features, not logits, so :func:`generator_loss` does not take it.
+
+The minimax and non-saturating losses have no ½ in front; the tutorial writes them with the ½ of its
+J^(D) = −½ E log D(x) − ½ E log(1 − D(G(z))). A constant factor moves no minimizer; under SGD it
+doubles the step compared with the tutorial's J^(G).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-G_LOSSES = ("nonsaturating", "minimax", "maxlikelihood")
+G_LOSSES = ("nonsaturating", "minimax", "maxlikelihood", "feature_matching")
 
 
 def discriminator_loss(
@@ -42,4 +50,25 @@ def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
         return -F.softplus(fake_logits).mean()
     if kind == "maxlikelihood":
         return -0.5 * torch.exp(fake_logits).mean()
+    if kind == "feature_matching":
+        raise ValueError("feature_matching is computed from D's features, not its logits: use feature_matching_loss")
     raise ValueError(f"unknown generator loss {kind!r}; expected one of {', '.join(G_LOSSES)}")
+
+
+def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+    """‖mean_i f(x_i) − mean_j f(G(z_j))‖²₂ for features (m, A) of a real and a generated minibatch.
+
+    The real mean is a constant target (detached): the loss's gradient flows only through the generated
+    batch's features, into G (and D's parameters, which G's update never touches). Computed in float32
+    at least.
+    The squared norm sums over the A features, as the paper's ‖·‖²₂; the authors' code
+    (openai/improved-gan) takes the mean over them instead, which is the same loss divided by A.
+    """
+    if real_features.dim() != 2 or real_features.shape[1:] != fake_features.shape[1:] or fake_features.dim() != 2:
+        raise ValueError(
+            f"features must be (n, A) batches of the same width; got {tuple(real_features.shape)} and "
+            f"{tuple(fake_features.shape)}"
+        )
+    dtype = torch.promote_types(fake_features.dtype, torch.float32)  # bf16 features: the loss in float32
+    target = real_features.detach().to(dtype).mean(0)  # (A,): E_x f(x)
+    return (target - fake_features.to(dtype).mean(0)).pow(2).sum()

@@ -4,7 +4,11 @@ Contracts every model here keeps, so training and evaluation never reshape by ha
 
 * a generator maps noise ``z`` (n, noise_dim) to a FLAT batch (n, C*H*W) with pixels in [0, 1];
 * a discriminator maps a flat [0, 1] batch (n, C*H*W) to LOGITS (n,) — the probability D(x) is
-  ``sigmoid(logit)``, and the losses work on logits so they never take the log of a rounded sigmoid.
+  ``sigmoid(logit)``, and the losses work on logits so they never take the log of a rounded sigmoid;
+  ``D(x) = D.head(D.features(x))``, where ``features`` is D's last hidden representation f(x) (the
+  last maxout layer's output, or the last conv block's, flattened): feature matching compares it
+  between real and generated batches (Salimans et al. 2016, §3.1) and minibatch discrimination
+  (§3.2, :class:`MinibatchDiscrimination`) is computed from it inside ``head``.
 
 The 2014 MNIST models (``mnist.yaml``): G is 100 → ReLU 1200 → ReLU 1200 → sigmoid 784 with weights
 U(−0.05, 0.05) and the output bias set to the logit of the training set's per-pixel mean; D is maxout
@@ -80,6 +84,54 @@ class Maxout(nn.Module):
         return z.max(dim=2).values  # (n, units)
 
 
+MINIBATCH_INIT_STD = 0.05  # T ~ N(0, 0.05²), the authors' initialization of their MinibatchLayer's θ
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Minibatch discrimination (Salimans et al. 2016, "Improved Techniques for Training GANs", §3.2;
+    the tutorial's §5.1.1 "minibatch features"): lets D see how close each example is to the others
+    of its minibatch, so a generator collapsed onto a few points is easy to reject.
+
+    For features f(x_i) ∈ R^A (one row of the input) and a learned tensor T ∈ R^{A×B×C}::
+
+        M_i = f(x_i)·T ∈ R^{B×C}
+        c_b(x_i, x_j) = exp(−‖M_{i,b} − M_{j,b}‖_L1)
+        o(x_i)_b = 1/(n − 1) · Σ_{j≠i} c_b(x_i, x_j),        o(x_i) ∈ [0, 1]^B
+
+    and ``forward`` returns o, shape (n, B); D concatenates it to f(x_i) before its output layer.
+
+    Two departures from the paper's o_b = Σ_j c_b, both affine in it (paper's o = (n − 1)·o + 1):
+
+    * the j = i term, exp(0) = 1 for every example and kernel, is left out, as in the authors' code
+      (openai/improved-gan ``nn.MinibatchLayer``) and the paper's words "the sum ... to other samples";
+    * the sum is divided by n − 1, so o does not grow with the batch size. At initialization the
+      features of all examples are close, every c_b ≈ 1 and the paper's o_b ≈ n − 1 = 99 at batch 100;
+      fed to the output layer of the 2014 recipe (plain SGD, lr 0.1) that sum gave NaN losses within
+      the first 25 steps (mnist_2014 with B = 100), while the mean trained. The authors' code avoids
+      this differently: it weight-normalizes T, rescales the distances and subtracts the mean of o on
+      a batch of data before training.
+
+    T ~ N(0, 0.05²), the initialization of their θ. B = ``kernels`` and C = ``kernel_dim`` are their
+    ``num_kernels`` (100 in their CIFAR-10 and MNIST discriminators) and ``dim_per_kernel`` (default 5).
+    The distances are taken in float32, also under bf16 autocast.
+    """
+
+    def __init__(self, in_features: int, kernels: int, kernel_dim: int):
+        super().__init__()
+        self.in_features, self.kernels, self.kernel_dim = in_features, kernels, kernel_dim
+        self.T = nn.Parameter(torch.empty(in_features, kernels, kernel_dim))
+        nn.init.normal_(self.T, 0.0, MINIBATCH_INIT_STD)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        n = f.shape[0]
+        m = (f @ self.T.view(self.in_features, -1)).view(n, self.kernels, self.kernel_dim)  # (n, B, C): M_i
+        m = m.to(torch.promote_types(m.dtype, torch.float32)).transpose(0, 1).contiguous()  # (B, n, C)
+        c = torch.exp(-torch.cdist(m, m, p=1))  # (B, n, n): c_b(x_i, x_j) = exp(−‖M_{i,b} − M_{j,b}‖_L1)
+        self_pairs = torch.eye(n, dtype=torch.bool, device=f.device)  # (n, n): j = i
+        o = c.masked_fill(self_pairs, 0.0).sum(2) / max(n - 1, 1)  # (B, n): mean over j ≠ i
+        return o.t()  # (n, B)
+
+
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
@@ -108,9 +160,25 @@ class MLPGenerator(nn.Module):
 
 
 class MaxoutDiscriminator(nn.Module):
-    """D(x): dropout → maxout → dropout → maxout … → dropout → linear logit, as in ``mnist.yaml``."""
+    """D(x): dropout → maxout → dropout → maxout … → dropout → linear logit, as in ``mnist.yaml``.
 
-    def __init__(self, in_features: int, hidden: list[int], pieces: int, input_keep: float, hidden_keep: float):
+    ``features(x)`` is f(x), the last maxout layer's output (n, units), before the final dropout;
+    ``head(f)`` is the rest: dropout on the output layer's input, then the linear logit. With
+    ``minibatch_features`` B > 0 the output layer also sees o(x) ∈ R^B (:class:`MinibatchDiscrimination`,
+    computed from f(x) before that dropout): its input is [dropout(f(x)), o(x)]. With B = 0 (the
+    default, the paper's D) nothing is added, and ``forward`` computes exactly what it always did.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: list[int],
+        pieces: int,
+        input_keep: float,
+        hidden_keep: float,
+        minibatch_features: int = 0,
+        minibatch_kernel_dim: int = 5,
+    ):
         super().__init__()
         layers = []
         width = in_features
@@ -118,26 +186,43 @@ class MaxoutDiscriminator(nn.Module):
             layers.append(Maxout(width, h, pieces))
             width = h
         self.hidden = nn.ModuleList(layers)
-        self.out = nn.Linear(width, 1)
+        self.out = nn.Linear(width + minibatch_features, 1)
+        # Registered after `out`, and only when asked for: the paper's D keeps its parameters and their order.
+        self.minibatch = (
+            MinibatchDiscrimination(width, minibatch_features, minibatch_kernel_dim) if minibatch_features else None
+        )
         # keep[i] is the keep-probability on the *input* of layer i (pylearn2's input_include_probs).
         self.keep = [input_keep] + [hidden_keep] * len(hidden)
         self.generator: torch.Generator | None = None  # set by the trainer for reproducible masks
         self.shard: tuple[int, int] | None = None  # (rank, world) under data-parallel training
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x): the output of the last maxout layer, (n, units), with dropout on every layer's input."""
         drop = self.training
         for layer, keep in zip(self.hidden, self.keep):
             x = layer(dropout(x, keep, self.generator, self.shard) if drop else x)
-        x = dropout(x, self.keep[-1], self.generator, self.shard) if drop else x
+        return x  # (n, units)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        """Logits (n,) from the features f(x): dropout, [minibatch features o(x)], the output unit."""
+        x = dropout(f, self.keep[-1], self.generator, self.shard) if self.training else f
+        if self.minibatch is not None:
+            x = torch.cat([x, self.minibatch(f).to(x.dtype)], dim=1)  # (n, units + B)
         return self.out(x).squeeze(1)  # (n,) logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
 
 
 def init_uniform_(module: nn.Module, irange: float, generator: torch.Generator) -> None:
-    """pylearn2's ``irange`` initialization: every weight U(−irange, irange), every bias 0."""
+    """pylearn2's ``irange`` initialization: every weight U(−irange, irange), every bias 0; a minibatch
+    discrimination tensor T ~ N(0, 0.05²) (:class:`MinibatchDiscrimination`)."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
             nn.init.uniform_(m.weight, -irange, irange, generator=generator)
             nn.init.zeros_(m.bias)
+        elif isinstance(m, MinibatchDiscrimination):
+            nn.init.normal_(m.T, 0.0, MINIBATCH_INIT_STD, generator=generator)
 
 
 @torch.no_grad()
@@ -197,9 +282,13 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """Flat [0, 1] → (C, H, W) in [−1, 1] → [Conv ×½, (BN), LeakyReLU 0.2]… → linear logit."""
+    """Flat [0, 1] → (C, H, W) in [−1, 1] → [Conv ×½, (BN), LeakyReLU 0.2]… → linear logit.
 
-    def __init__(self, image_shape, width: int = 64):
+    ``features(x)`` is the last conv block's output, flattened (n, C'·s·s); ``head(f)`` the linear
+    logit, which with ``minibatch_features`` B > 0 reads [f(x), o(x)] (:class:`MinibatchDiscrimination`).
+    """
+
+    def __init__(self, image_shape, width: int = 64, minibatch_features: int = 0, minibatch_kernel_dim: int = 5):
         super().__init__()
         _, downs = _dcgan_plan(image_shape)
         self.shape = tuple(image_shape)
@@ -214,15 +303,30 @@ class DCGANDiscriminator(nn.Module):
             cin = cout
         self.net = nn.Sequential(*layers)
         side = image_shape[1] // 2**downs
-        self.out = nn.Linear(cin * side * side, 1)
+        self.out = nn.Linear(cin * side * side + minibatch_features, 1)
+        self.minibatch = (
+            MinibatchDiscrimination(cin * side * side, minibatch_features, minibatch_kernel_dim)
+            if minibatch_features
+            else None
+        )
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x): the last conv block's features, flattened, (n, C'·s·s)."""
+        h = self.net(x.view(x.shape[0], *self.shape).mul(2.0).sub(1.0))  # (n, C', s, s)
+        return h.flatten(1)  # (n, C'·s·s)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        if self.minibatch is not None:
+            f = torch.cat([f, self.minibatch(f).to(f.dtype)], dim=1)  # (n, C'·s·s + B)
+        return self.out(f).squeeze(1)  # (n,) logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.net(x.view(x.shape[0], *self.shape).mul(2.0).sub(1.0))  # (n, C', s, s)
-        return self.out(h.flatten(1)).squeeze(1)  # (n,) logits
+        return self.head(self.features(x))
 
 
 def init_dcgan_(module: nn.Module, generator: torch.Generator) -> None:
-    """DCGAN initialization: conv/linear weights N(0, 0.02), batch-norm scales N(1, 0.02), biases 0."""
+    """DCGAN initialization: conv/linear weights N(0, 0.02), batch-norm scales N(1, 0.02), biases 0; a
+    minibatch discrimination tensor T ~ N(0, 0.05²)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02, generator=generator)
@@ -231,6 +335,8 @@ def init_dcgan_(module: nn.Module, generator: torch.Generator) -> None:
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.normal_(m.weight, 1.0, 0.02, generator=generator)
             nn.init.zeros_(m.bias)
+        elif isinstance(m, MinibatchDiscrimination):
+            nn.init.normal_(m.T, 0.0, MINIBATCH_INIT_STD, generator=generator)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,9 +352,12 @@ def build_generator(cfg) -> nn.Module:
 
 def build_discriminator(cfg) -> nn.Module:
     shape = list(cfg.image_shape)
+    mbd = dict(minibatch_features=cfg.minibatch_features, minibatch_kernel_dim=cfg.minibatch_kernel_dim)
     if cfg.arch == "dcgan":
-        return DCGANDiscriminator(shape, cfg.dcgan_width)
-    return MaxoutDiscriminator(math.prod(shape), list(cfg.d_hidden), cfg.d_pieces, cfg.d_input_keep, cfg.d_hidden_keep)
+        return DCGANDiscriminator(shape, cfg.dcgan_width, **mbd)
+    return MaxoutDiscriminator(
+        math.prod(shape), list(cfg.d_hidden), cfg.d_pieces, cfg.d_input_keep, cfg.d_hidden_keep, **mbd
+    )
 
 
 def build_models(cfg, pixel_mean: torch.Tensor | None = None) -> tuple[nn.Module, nn.Module]:

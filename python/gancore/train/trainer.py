@@ -37,7 +37,7 @@ from ..common.grid import save_grid
 from ..data import load_split
 from ..distributed.group import SINGLE, Dist, check_batch_size, wrap
 from . import checkpoints
-from .algorithm1 import Game, MinibatchStream
+from .algorithm1 import Game, MinibatchStream, data_batches_per_step
 from .curves import plot_curves
 from .models import build_models, sample_noise
 from .optimizers import lr_at, make_optimizer, momentum_at
@@ -78,12 +78,12 @@ class Trainer:
         self.opt_d = make_optimizer(cfg, self.disc.parameters())
         self.stream = MinibatchStream(self.data, cfg.batch_size, self.perm_rng, rows=dist.rows(cfg.batch_size))
         self.game = Game(cfg, self.gen, self.disc, self.opt_g, self.opt_d, self.stream, self.rng, shard=dist.shard)
-        per_step = cfg.batch_size * cfg.k
+        per_step = cfg.batch_size * data_batches_per_step(cfg)
         self.steps_per_epoch = self.data.shape[0] // per_step
         if self.steps_per_epoch == 0:
             raise ValueError(
                 f"the training set has {self.data.shape[0]} examples, fewer than one iteration needs "
-                f"(batch_size {cfg.batch_size} x k {cfg.k})"
+                f"(batch_size {cfg.batch_size} x {data_batches_per_step(cfg)} minibatches)"
             )
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
@@ -100,7 +100,7 @@ class Trainer:
         cfg = self.cfg
         if cfg.dry_run:
             # A tiny synthetic set of the dataset's shape: 8 iterations per epoch, no files needed.
-            n = 8 * cfg.batch_size * cfg.k
+            n = 8 * cfg.batch_size * data_batches_per_step(cfg)
             g = torch.Generator().manual_seed(cfg.seed)
             return torch.rand(n, math.prod(cfg.image_shape), generator=g).numpy()
         return load_split(cfg.dataset, cfg.train_split, data_dir=cfg.data_dir)
