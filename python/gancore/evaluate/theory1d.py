@@ -16,7 +16,7 @@ a *fixed* p_g and compared with D* (:func:`check_optimal_discriminator`); and a 
 snapshots of p_data, p_g and D(x) make Figure 1 real (:func:`train_gan_1d`, :func:`figure1`).
 Everything trains in seconds on a CPU.
 
-    python -m gancore.theory1d OUT.png          # draws Figure 1 and prints the checks
+    python -m gancore.evaluate.theory1d OUT.png          # draws Figure 1 and prints the checks
 """
 
 from __future__ import annotations
@@ -366,7 +366,7 @@ def main(argv=None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(
-        prog="python -m gancore.theory1d", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m gancore.evaluate.theory1d", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("out", help="PNG path for Figure 1")
     ap.add_argument("--steps", type=int, default=600)
