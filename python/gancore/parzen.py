@@ -7,7 +7,7 @@ window to n samples μ_1..μ_n drawn from G and averaging, over test points x,
 
 This module is the friendly front of the Rust kernel: it checks arguments and hands C-contiguous
 arrays to ``gancore._core``. The σ cross-validation protocol of the paper lives in
-``gancore.table1``.
+``gancore.evaluate.table1``.
 """
 
 from __future__ import annotations

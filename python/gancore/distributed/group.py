@@ -13,7 +13,7 @@ hangs or lost its network fails with an error after ``timeout_s`` instead of blo
 Without torchrun, or with a single process, it returns :data:`SINGLE`, whose helpers do nothing, so a
 plain ``python -m gancore.train`` runs exactly the single-process code.
 
-**Training** (see :mod:`gancore.algorithm1`). Every rank runs the run's seeded generators in lockstep
+**Training** (see :mod:`gancore.train.algorithm1`). Every rank runs the run's seeded generators in lockstep
 and keeps its own rows of every draw: rank r of W takes rows ``[r·m/W, (r+1)·m/W)`` of the global
 data minibatch (a slice of the same epoch permutation), of the global noise batch and of every
 dropout mask. The ranks therefore see different data, noise and masks, reproducibly from the seed

@@ -9,16 +9,16 @@ Steps (each timed in the report):
 1. **Samples** — ``--n-samples`` (10,000, the paper's n) noise vectors from the run's prior, drawn
    once with a recorded seed, decoded by G and saved to ``RUN_DIR/samples.npz`` so anyone can
    recompute the number independently.
-2. **Table 1** (``gancore.table1``) — σ chosen on the validation set, mean test log-likelihood ±
+2. **Table 1** (``gancore.evaluate.table1``) — σ chosen on the validation set, mean test log-likelihood ±
    standard error; the whole σ curve; warnings for a σ on the grid's edge and for data off [0,1].
 3. **Reference rows** by the same code: real training images as centers, and k-means centroids of the
    training set (cached per dataset/protocol under ``$XDG_CACHE_HOME/gancore/eval``: they do not
    depend on the model).
-4. **Memorization** (``gancore.memorization``) — nearest-training distances, the data-copying C_T of
+4. **Memorization** (``gancore.evaluate.memorization``) — nearest-training distances, the data-copying C_T of
    Meehan et al. (2020), the 1-NN two-sample test.
-5. **Figures** (``gancore.figures``) — Figure 2 grid and 50-pair panel, Figure 3 interpolations,
-   distance histograms, σ curves; Figure 1 from a 1-D GAN (``gancore.theory1d``).
-6. **Report** (``gancore.report``) — ``report.json`` and ``report.md`` in RUN_DIR.
+5. **Figures** (``gancore.evaluate.figures``) — Figure 2 grid and 50-pair panel, Figure 3 interpolations,
+   distance histograms, σ curves; Figure 1 from a 1-D GAN (``gancore.evaluate.theory1d``).
+6. **Report** (``gancore.evaluate.report``) — ``report.json`` and ``report.md`` in RUN_DIR.
 
 ``evaluate_run(run_dir)`` loads the generator with ``gancore.train.checkpoints.load_generator`` and calls
 ``evaluate_generator(G, config, ...)``, which also accepts in-memory data (tests, notebooks).
@@ -26,7 +26,7 @@ Steps (each timed in the report):
 Under ``torchrun`` (``torchrun --standalone --nproc_per_node N -m gancore.evaluate RUN_DIR``, or the
 evaluation at the end of a torchrun training run) steps 2–4 are sharded: each kernel call of the
 Table 1 protocol, of the reference rows and of the memorization tests evaluates a slice of its query
-rows on each rank and all-gathers the rows (:mod:`gancore.distributed`). Rank 0 draws the samples and
+rows on each rank and all-gathers the rows (:mod:`gancore.distributed.group`). Rank 0 draws the samples and
 sends them to the others, and it alone writes ``samples.npz``, the figures, the reports and the cache.
 """
 

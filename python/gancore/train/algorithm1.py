@@ -23,7 +23,7 @@ the G loss.
 Every function returns a detached tensor ``[loss_d, loss_g, mean D(x), mean D(G(z))]`` and never
 synchronises with the device, so a GPU runs ahead while the host queues the next step.
 
-**Data parallel** (``torchrun``, :mod:`gancore.distributed`). With W processes, process r computes
+**Data parallel** (``torchrun``, :mod:`gancore.distributed.group`). With W processes, process r computes
 rows ``[r·m/W, (r+1)·m/W)`` of each global minibatch: its slice of the epoch permutation, of the global
 noise draw and of D's global dropout masks (every rank draws them whole from the same generator and
 keeps its rows). Its losses are means over its m/W rows, and DistributedDataParallel averages the

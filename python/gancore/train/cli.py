@@ -10,11 +10,11 @@
 
 The run directory gets ``config.json`` (the resolved configuration, seed included), ``metrics.jsonl``,
 ``samples/epoch_NNNN.png`` and ``samples/final.png`` (G on a fixed noise batch), ``curves.png`` and
-``checkpoints/`` (:mod:`gancore.checkpoint`). At the end, unless ``--no-eval``, the run is scored
-with the paper's Parzen-window log-likelihood (:func:`gancore.evaluate.evaluate_run`).
-The models are in :mod:`gancore.models`, one iteration in :mod:`gancore.algorithm1`, the loop,
-checkpoints and logging in :mod:`gancore.trainer`, the flags in :mod:`gancore._cli`, and the
-multi-process set-up (torchrun, DDP) in :mod:`gancore.distributed`.
+``checkpoints/`` (:mod:`gancore.train.checkpoints`). At the end, unless ``--no-eval``, the run is scored
+with the paper's Parzen-window log-likelihood (:func:`gancore.evaluate.pipeline.evaluate_run`).
+The models are in :mod:`gancore.train.models`, one iteration in :mod:`gancore.train.algorithm1`, the loop,
+checkpoints and logging in :mod:`gancore.train.trainer`, the flags in :mod:`gancore.train.flags`, and the
+multi-process set-up (torchrun, DDP) in :mod:`gancore.distributed.group`.
 """
 
 from __future__ import annotations

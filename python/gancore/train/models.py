@@ -48,7 +48,7 @@ def dropout(x: torch.Tensor, keep: float, generator=None, shard: tuple[int, int]
 
     ``shard=(rank, world)``: ``x`` is this rank's slice of a global batch of ``world`` equal slices;
     the mask is drawn for the whole global batch, as a one-process run draws it, and this rank keeps
-    its rows (data-parallel training, :mod:`gancore.distributed`).
+    its rows (data-parallel training, :mod:`gancore.distributed.group`).
     """
     if keep >= 1.0:
         return x

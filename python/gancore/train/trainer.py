@@ -11,8 +11,8 @@ random number generator. It draws randomness only from
 all seeded from ``cfg.seed``, so two runs with the same seed on the same device are identical, and a
 resumed run continues exactly as the uninterrupted one would have.
 
-Under ``torchrun`` (``dist``, :mod:`gancore.distributed`) every process runs this same loop on its
-slice of each global minibatch (:mod:`gancore.algorithm1`). All ranks draw the same random numbers,
+Under ``torchrun`` (``dist``, :mod:`gancore.distributed.group`) every process runs this same loop on its
+slice of each global minibatch (:mod:`gancore.train.algorithm1`). All ranks draw the same random numbers,
 so their generators are always in the same state and rank 0's checkpoint resumes every rank. Only
 rank 0 writes metrics, sample grids, curves and checkpoints. The ranks agree on stopping (a signal
 seen by any of them) and average the logged numbers at each logging step, so they stop at the same step.
