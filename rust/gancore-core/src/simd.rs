@@ -67,24 +67,6 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
-/// Minimum of a slice, in lane-parallel form (vectorises; values are finite).
-#[inline(always)]
-pub(crate) fn min_f64(v: &[f64]) -> f64 {
-    let mut lanes = [f64::INFINITY; 8];
-    let chunks = v.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for l in 0..8 {
-            lanes[l] = if c[l] < lanes[l] { c[l] } else { lanes[l] };
-        }
-    }
-    let mut m = f64::INFINITY;
-    for &x in rest.iter().chain(lanes.iter()) {
-        m = if x < m { x } else { m };
-    }
-    m
-}
-
 /// Minimum of `a[i] + b[i]`, in lane-parallel form (vectorises; values are finite).
 #[inline(always)]
 pub(crate) fn min_sum_f64(a: &[f64], b: &[f64]) -> f64 {
