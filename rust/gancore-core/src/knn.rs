@@ -96,15 +96,6 @@ pub enum Screen {
 }
 
 impl Screen {
-    /// `GANCORE_KNN_SCREEN=auto|gemm|amx` (default auto), read at each call.
-    pub fn from_env() -> Screen {
-        match std::env::var("GANCORE_KNN_SCREEN").as_deref() {
-            Ok("gemm") => Screen::Gemm,
-            Ok("amx") => Screen::Amx,
-            _ => Screen::Auto,
-        }
-    }
-
     /// The screen that actually runs for an m × n × d problem.
     pub fn resolve(self, m: usize, n: usize, d: usize) -> Screen {
         let amx = crate::knn_bf16::usable(d);
@@ -123,8 +114,8 @@ impl Screen {
 /// Exact k nearest rows of `reference` for every row of `queries`.
 ///
 /// Writes `indices[i * k + t]` and `sq_distances[i * k + t]` for the t-th nearest neighbour of
-/// query row i, ascending, ties broken by the lower index. The screen is chosen by
-/// [`Screen::from_env`] (normally automatic).
+/// query row i, ascending, ties broken by the lower index. The screen is [`Screen::Auto`]; see
+/// [`nearest_neighbors_screened`] to choose it.
 pub fn nearest_neighbors<T: Real>(
     queries: MatRef<'_, T>,
     reference: MatRef<'_, T>,
@@ -134,10 +125,11 @@ pub fn nearest_neighbors<T: Real>(
     indices: &mut [i64],
     sq_distances: &mut [f64],
 ) -> Result<(), KernelError> {
-    nearest_neighbors_screened(Screen::from_env(), queries, reference, k, n_threads, cancel, indices, sq_distances)
+    nearest_neighbors_screened(Screen::Auto, queries, reference, k, n_threads, cancel, indices, sq_distances)
 }
 
-/// [`nearest_neighbors`] with an explicit choice of screen.
+/// [`nearest_neighbors`] with an explicit choice of screen (the indices and distances are the same
+/// for every screen; only the speed differs).
 #[allow(clippy::too_many_arguments)]
 pub fn nearest_neighbors_screened<T: Real>(
     screen: Screen,

@@ -19,6 +19,11 @@
 //!
 //! Inputs are row-major slices with explicit dimensions ([`MatRef`]); every misuse is a
 //! [`KernelError`], never a panic.
+//!
+//! # Configuration
+//! The crate reads no environment variables. The only process-wide setting is which instruction
+//! sets beyond baseline x86-64 the kernels may use ([`restrict_instruction_sets`]); the k-NN screen
+//! is an explicit argument ([`nearest_neighbors_screened`]). Neither changes an answer.
 
 mod amx;
 mod bf16;
@@ -38,3 +43,4 @@ pub use knn::{nearest_neighbors, nearest_neighbors_screened, Screen};
 pub use matrix::{MatRef, Real};
 pub use parallel::{resolve_threads, Cancel};
 pub use parzen::parzen_loglik;
+pub use simd::{allowed_instruction_sets, restrict_instruction_sets, InstructionSets};
