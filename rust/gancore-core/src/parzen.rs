@@ -39,8 +39,13 @@ use crate::parallel::{plan, run_items, Cancel, WorkItem};
 /// Terms with exponent below −SKIP_EXPONENT (relative to the row's largest) are dropped.
 pub const SKIP_EXPONENT: f64 = 45.0;
 
-/// Query rows per block and reference rows per tile.
-const QUERY_BLOCK: usize = 512;
+/// Query rows per block: the rows of a block are folded together, tile by tile, on one thread.
+///
+/// A row's value can depend (at the 1e-14 to 1e-8 nats level) on which rows share its block, so a
+/// caller that shards the rows of `x` over processes and wants the one-process answer bit for bit
+/// cuts the shards at multiples of this.
+pub const QUERY_BLOCK: usize = 512;
+/// Bytes of one reference tile (its rows: `TILE_BYTES / (d · size of T)`, clamped to 64..=4096).
 const TILE_BYTES: usize = 4 << 20;
 
 /// Per-σ constants, with σ sorted ascending.

@@ -10,6 +10,9 @@
 //!   screen is off; `GANCORE_NO_AMX`: the AMX screen is off. Read once, before the first kernel
 //!   call of the process, and handed to the core as its instruction-set restriction.
 //! * `GANCORE_KNN_SCREEN=auto|gemm|amx` (default auto): the k-NN screen, read at each call.
+//!
+//! The constants and limits the core enforces are exported (`MIN_SIGMA`, `MAX_SIGMA`,
+//! `PARZEN_QUERY_BLOCK`, `magnitude_limit`) so that Python checks and shards with the same values.
 
 use std::sync::{mpsc, Once};
 use std::time::Duration;
@@ -217,12 +220,33 @@ fn knn_screen(m: usize, n: usize, d: usize) -> &'static str {
     }
 }
 
+/// magnitude_limit(dtype, d) -> float
+///
+/// Largest |value| the kernels accept in `dtype` ("float32" or "float64") at dimension d: beyond
+/// it the distance expansion ‖q‖² + ‖c‖² + 2|q·c| could overflow, and the core refuses the input.
+/// The same function the core checks inputs with.
+#[pyfunction]
+fn magnitude_limit(dtype: &str, d: usize) -> PyResult<f64> {
+    match dtype {
+        "float32" => Ok(gancore_core::matrix::magnitude_limit::<f32>(d)),
+        "float64" => Ok(gancore_core::matrix::magnitude_limit::<f64>(d)),
+        other => Err(PyValueError::new_err(format!("dtype must be 'float32' or 'float64'; got {other:?}"))),
+    }
+}
+
 /// The native kernels of gancore (private: use the `gancore` package).
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parzen_loglik, m)?)?;
     m.add_function(wrap_pyfunction!(nearest_neighbors, m)?)?;
     m.add_function(wrap_pyfunction!(knn_screen, m)?)?;
+    m.add_function(wrap_pyfunction!(magnitude_limit, m)?)?;
+    // Bandwidths outside [MIN_SIGMA, MAX_SIGMA] are refused (1/(2σ²) must be a normal float64).
+    m.add("MIN_SIGMA", gancore_core::error::MIN_SIGMA)?;
+    m.add("MAX_SIGMA", gancore_core::error::MAX_SIGMA)?;
+    // Rows per query block of the Parzen kernel: shards cut at multiples of it reproduce the
+    // one-process answer bit for bit.
+    m.add("PARZEN_QUERY_BLOCK", gancore_core::parzen::QUERY_BLOCK)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
