@@ -86,7 +86,8 @@ pub(crate) fn choose_scale<T: Real>(max_abs: f64, samples: &[MatRef<'_, T>]) -> 
     }
     let e = (max_abs.log2().ceil() as i32).clamp(-900, 900);
     let base = 2f64.powi(-e);
-    let loss = |s: f64| -> f64 { samples.iter().map(|m| row_meta(m, s).residual.iter().map(|r| r * r).sum::<f64>()).sum() };
+    let loss =
+        |s: f64| -> f64 { samples.iter().map(|m| row_meta(m, s).residual.iter().map(|r| r * r).sum::<f64>()).sum() };
     let (with_255, plain) = (255.0 * base, base);
     if loss(with_255) < loss(plain) {
         with_255

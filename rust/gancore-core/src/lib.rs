@@ -32,13 +32,13 @@ pub mod error;
 pub mod knn;
 mod knn_bf16;
 mod math;
-mod simd;
 pub mod matrix;
 pub mod parallel;
 pub mod parzen;
+mod simd;
 
-pub use error::KernelError;
 pub use amx::available as amx_available;
+pub use error::KernelError;
 pub use knn::{nearest_neighbors, nearest_neighbors_screened, Screen};
 pub use matrix::{MatRef, Real};
 pub use parallel::{resolve_threads, Cancel};

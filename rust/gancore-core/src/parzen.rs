@@ -361,7 +361,17 @@ const BINS: usize = 91;
 /// limit whatever other bandwidths share the call.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn exact_limit(lower: &[f64], bin_weight: &[f64; BINS], level: f64, shift: f64, inv: f64, window: f64, err: f64, tol: f64, share: f64) -> f64 {
+fn exact_limit(
+    lower: &[f64],
+    bin_weight: &[f64; BINS],
+    level: f64,
+    shift: f64,
+    inv: f64,
+    window: f64,
+    err: f64,
+    tol: f64,
+    share: f64,
+) -> f64 {
     let mut hist = [0u32; BINS];
     for &l in lower {
         // Terms below `shift` (the exact candidates, see fold_row) fall into bin 0.
@@ -418,7 +428,15 @@ struct Terms {
 impl Terms {
     fn with_capacity(n: usize) -> Self {
         let v = || Vec::with_capacity(n);
-        Self { approx: v(), lower: v(), exact: v(), index: Vec::with_capacity(n), gaps: v(), window_lower: v(), limits: Vec::new() }
+        Self {
+            approx: v(),
+            lower: v(),
+            exact: v(),
+            index: Vec::with_capacity(n),
+            gaps: v(),
+            window_lower: v(),
+            limits: Vec::new(),
+        }
     }
 
     /// Keep only the terms whose lower bound is below `limit`, in order, without branches.
@@ -502,7 +520,17 @@ fn fold_row<T: Real>(row: &RowInput<'_, T>, state: &mut RowState, bw: &Bandwidth
         }
         let window = bw.gap_limit[s];
         keep_below(&mut t.window_lower, level + window);
-        let limit = exact_limit(&t.window_lower, &bw.bin_weight, level, shift, bw.inv_two_var[s], window, row.err_nats[s], row.tolerance_nats, row.budget_share);
+        let limit = exact_limit(
+            &t.window_lower,
+            &bw.bin_weight,
+            level,
+            shift,
+            bw.inv_two_var[s],
+            window,
+            row.err_nats[s],
+            row.tolerance_nats,
+            row.budget_share,
+        );
         t.limits[s] = limit;
         widest_limit = widest_limit.max(limit);
     }
@@ -565,13 +593,16 @@ fn refold_in_f64_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
     neg2_dot_tile(&xm, &cm, &mut scratch.tile64);
     // The float64 tile of float32 inputs cannot underflow where float32 did not, but keep the
     // float32 slack: the inputs' own subnormals are what it covers.
-    let acc64 = Accuracy { tolerance_nats: ctx.acc.tolerance_nats, slack: ctx.acc.slack, ..Accuracy::for_type::<f64>(d) };
+    let acc64 =
+        Accuracy { tolerance_nats: ctx.acc.tolerance_nats, slack: ctx.acc.slack, ..Accuracy::for_type::<f64>(d) };
     scratch.centre_bound.clear();
     scratch.centre_bound.extend(ctx.c_norms.iter().map(|cn| acc64.bound * cn));
     for (r, &i) in scratch.deferred.iter().enumerate() {
         let x_norm = ctx.q_norms[i];
         scratch.approx.clear();
-        scratch.approx.extend(scratch.tile64[r * nb..(r + 1) * nb].iter().zip(ctx.c_norms).map(|(t, cn)| x_norm + cn + t));
+        scratch
+            .approx
+            .extend(scratch.tile64[r * nb..(r + 1) * nb].iter().zip(ctx.c_norms).map(|(t, cn)| x_norm + cn + t));
         term_errors(&acc64, ctx.bw, x_norm, ctx.max_centre_norm, &mut scratch.err_nats);
         let row = RowInput {
             approx: &scratch.approx,
@@ -682,7 +713,8 @@ mod tests {
     /// (alone, in-the-grid) values, σ-major.
     fn alone_and_in_grid(x: &[f32], c: &[f32], d: usize, grid: &[f64], tol: f64) -> (Vec<f64>, Vec<f64>) {
         let (m, n) = (x.len() / d, c.len() / d);
-        let (x64, c64): (Vec<f64>, Vec<f64>) = (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
+        let (x64, c64): (Vec<f64>, Vec<f64>) =
+            (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
         let xm = MatRef::new("x", x, m, d).unwrap();
         let cm = MatRef::new("centers", c, n, d).unwrap();
         let mut all = vec![0.0; grid.len() * m];
@@ -741,18 +773,26 @@ mod tests {
         let mut seed = 5;
         let d = 64;
         let base: Vec<f64> = (0..d).map(|_| lcg(&mut seed)).collect();
-        let c: Vec<f32> = (0..3000).flat_map(|_| base.iter().map(|b| (b + 1e-4 * lcg(&mut seed)) as f32).collect::<Vec<_>>()).collect();
+        let c: Vec<f32> = (0..3000)
+            .flat_map(|_| base.iter().map(|b| (b + 1e-4 * lcg(&mut seed)) as f32).collect::<Vec<_>>())
+            .collect();
         let x: Vec<f32> = (0..40 * d).map(|_| lcg(&mut seed) as f32).collect();
         let xm = MatRef::new("x", &x, 40, d).unwrap();
         let cm = MatRef::new("centers", &c, 3000, d).unwrap();
         let sig = [0.01, 0.1];
         let mut out = vec![0.0; 80];
         parzen_loglik(xm, cm, &sig, 1, &Cancel::new(), &mut out).unwrap();
-        let (x64, c64): (Vec<f64>, Vec<f64>) = (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
+        let (x64, c64): (Vec<f64>, Vec<f64>) =
+            (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
         for (s, &sigma) in sig.iter().enumerate() {
             let want = reference(&x64, &c64, d, sigma);
             for i in 0..40 {
-                assert!((out[s * 40 + i] - want[i]).abs() < 1e-6 * want[i].abs().max(1.0), "σ={sigma}: {} vs {}", out[s * 40 + i], want[i]);
+                assert!(
+                    (out[s * 40 + i] - want[i]).abs() < 1e-6 * want[i].abs().max(1.0),
+                    "σ={sigma}: {} vs {}",
+                    out[s * 40 + i],
+                    want[i]
+                );
             }
         }
     }
@@ -769,7 +809,8 @@ mod tests {
         let cm = MatRef::new("centers", &c, 24, d).unwrap();
         let mut out = vec![0.0; 17];
         parzen_loglik(xm, cm, &[1.035e-4], 1, &Cancel::new(), &mut out).unwrap();
-        let (x64, c64): (Vec<f64>, Vec<f64>) = (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
+        let (x64, c64): (Vec<f64>, Vec<f64>) =
+            (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
         let want = reference(&x64, &c64, d, 1.035e-4);
         for i in 0..17 {
             assert!((out[i] - want[i]).abs() <= 1e-9 * want[i].abs(), "row {i}: {} vs {}", out[i], want[i]);
@@ -784,7 +825,8 @@ mod tests {
         let d = 5;
         let x: Vec<f32> = (0..12 * d).map(|_| (lcg(&mut seed) * 1e-41) as f32).collect();
         let c: Vec<f32> = (0..40 * d).map(|_| (lcg(&mut seed) * 1e-41) as f32).collect();
-        let (x64, c64): (Vec<f64>, Vec<f64>) = (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
+        let (x64, c64): (Vec<f64>, Vec<f64>) =
+            (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
         let sigma = 3e-42;
         let xm = MatRef::new("x", &x, 12, d).unwrap();
         let cm = MatRef::new("centers", &c, 40, d).unwrap();
@@ -800,7 +842,12 @@ mod tests {
         let xm = MatRef::new("x", &x, 12, d).unwrap();
         let cm = MatRef::new("centers", &c, 40, d).unwrap();
         parzen_loglik(xm, cm, &[3e-21], 1, &Cancel::new(), &mut out).unwrap();
-        let want = reference(&x.iter().map(|&v| v as f64).collect::<Vec<_>>(), &c.iter().map(|&v| v as f64).collect::<Vec<_>>(), d, 3e-21);
+        let want = reference(
+            &x.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+            &c.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+            d,
+            3e-21,
+        );
         for (g, w) in out.iter().zip(&want) {
             assert!((g - w).abs() <= 1e-3, "{g} vs {w}");
         }
@@ -861,9 +908,15 @@ mod tests {
         assert_eq!(parzen_loglik(xm, xm, &[], 1, &Cancel::new(), &mut out).unwrap_err(), KernelError::NoSigma);
         let c = [0.0f64; 3];
         let cm = MatRef::new("centers", &c, 1, 3).unwrap();
-        assert!(matches!(parzen_loglik(xm, cm, &[1.0], 1, &Cancel::new(), &mut out), Err(KernelError::DimMismatch { .. })));
+        assert!(matches!(
+            parzen_loglik(xm, cm, &[1.0], 1, &Cancel::new(), &mut out),
+            Err(KernelError::DimMismatch { .. })
+        ));
         let empty = MatRef::new("centers", &c[..0], 0, 2).unwrap();
-        assert!(matches!(parzen_loglik(xm, empty, &[1.0], 1, &Cancel::new(), &mut out), Err(KernelError::NoRows { .. })));
+        assert!(matches!(
+            parzen_loglik(xm, empty, &[1.0], 1, &Cancel::new(), &mut out),
+            Err(KernelError::NoRows { .. })
+        ));
         let nan = [0.0, f64::NAN];
         let nm = MatRef::new("x", &nan, 1, 2).unwrap();
         let mut o1 = vec![0.0; 1];

@@ -36,7 +36,11 @@ fn values(len: usize, exp: i32, seed: u64) -> Vec<f64> {
             s ^= s << 17;
             let u = (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
             // A few exact zeros: rows of zeros and ties.
-            if s % 11 == 0 { 0.0 } else { u * 10f64.powi(exp) }
+            if s % 11 == 0 {
+                0.0
+            } else {
+                u * 10f64.powi(exp)
+            }
         })
         .collect()
 }
@@ -125,7 +129,13 @@ fn parzen_reference(x: &[f64], c: &[f64], n: usize, d: usize, sigma: f64) -> f64
     -lo * inv + sum.ln() - (n as f64).ln() - 0.5 * d as f64 * ((2.0 * std::f64::consts::PI).ln() + 2.0 * sigma.ln())
 }
 
-fn check_parzen<T: Real>(c: &Case, sigmas: &[f64], threads: usize, f: fn(f64) -> T, tol: (f64, f64)) -> Result<(), TestCaseError> {
+fn check_parzen<T: Real>(
+    c: &Case,
+    sigmas: &[f64],
+    threads: usize,
+    f: fn(f64) -> T,
+    tol: (f64, f64),
+) -> Result<(), TestCaseError> {
     let (x, ctr) = (cast(&c.q, f), cast(&c.r, f));
     let xm = MatRef::new("x", &x, c.m, c.d).unwrap();
     let cm = MatRef::new("centers", &ctr, c.n, c.d).unwrap();

@@ -1,8 +1,8 @@
 //! The process-wide instruction-set restriction (its own test binary, so its own process).
 
 use gancore_core::{
-    allowed_instruction_sets, amx_available, nearest_neighbors, parzen_loglik, restrict_instruction_sets, Cancel, InstructionSets,
-    MatRef,
+    allowed_instruction_sets, amx_available, nearest_neighbors, parzen_loglik, restrict_instruction_sets, Cancel,
+    InstructionSets, MatRef,
 };
 
 #[test]
