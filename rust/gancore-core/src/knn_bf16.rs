@@ -80,7 +80,7 @@ pub(crate) fn screen<T: Real>(
         q_lhs: qmeta.sq_norm.iter().map(|n2| (1.0 - gamma) * n2 - abs_err).collect(),
         q_res: qmeta.residual,
         remeasure_rel: 2.0 * (d as f64 + 4.0) * f64::EPSILON,
-        remeasure_abs: 2.0 * (d as f64 + 4.0) * 4.9406564584124654e-324,
+        remeasure_abs: 2.0 * (d as f64 + 4.0) * <f64 as Real>::TINY,
         r_lhs,
         r_res: rmeta.residual,
     };

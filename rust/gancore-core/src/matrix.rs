@@ -25,7 +25,7 @@ pub trait Real: Copy + Send + Sync + PartialOrd + Default + std::fmt::Debug + 's
 impl Real for f32 {
     const UNIT_ROUNDOFF: f64 = f32::EPSILON as f64 / 2.0;
     const MAX: f64 = f32::MAX as f64;
-    const TINY: f64 = 1.401298464324817e-45; // 2^-149
+    const TINY: f64 = f32::from_bits(1) as f64; // 2^-149
     const NAME: &'static str = "float32";
     const ZERO: Self = 0.0;
     const MINUS_TWO: Self = -2.0;
@@ -38,7 +38,7 @@ impl Real for f32 {
 impl Real for f64 {
     const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
     const MAX: f64 = f64::MAX;
-    const TINY: f64 = 4.9406564584124654e-324; // 2^-1074
+    const TINY: f64 = f64::from_bits(1); // 2^-1074
     const NAME: &'static str = "float64";
     const ZERO: Self = 0.0;
     const MINUS_TWO: Self = -2.0;
