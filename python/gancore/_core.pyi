@@ -7,7 +7,35 @@ and coerce arguments. These functions re-check everything and raise ``ValueError
 import numpy as np
 import numpy.typing as npt
 
+# PyO3 lists every name it adds to the module in __all__.
+__all__ = [
+    "parzen_loglik",
+    "nearest_neighbors",
+    "knn_screen",
+    "magnitude_limit",
+    "MIN_SIGMA",
+    "MAX_SIGMA",
+    "PARZEN_QUERY_BLOCK",
+    "__version__",
+]
+
 __version__: str
+
+MIN_SIGMA: float
+"""Smallest bandwidth the kernels accept (1e-150): below it 1/(2σ²) is not a normal float64."""
+MAX_SIGMA: float
+"""Largest bandwidth the kernels accept (1e150): above it 2σ² is not a normal float64."""
+PARZEN_QUERY_BLOCK: int
+"""Query rows per block of ``parzen_loglik`` (512). A row's value can depend, at the 1e-14 to 1e-8
+nats level, on which rows share its block: shards of ``x`` cut at multiples of this reproduce the
+one-process result bit for bit."""
+
+def magnitude_limit(dtype: str, d: int) -> float:
+    """Largest |value| the kernels accept in ``dtype`` (``"float32"`` or ``"float64"``) at dimension ``d``.
+
+    Beyond it the distance expansion ‖q‖² + ‖c‖² + 2|q·c| could overflow, and the kernels refuse the
+    input (``ValueError``). Computed by the same Rust function the kernels check inputs with.
+    """
 
 def parzen_loglik(
     x: npt.NDArray[np.float32] | npt.NDArray[np.float64],
@@ -37,5 +65,6 @@ def nearest_neighbors(
 def knn_screen(m: int, n: int, d: int) -> str:
     """First pass ``nearest_neighbors`` uses for an m × n × d problem here: ``"amx-bf16"`` or ``"gemm"``.
 
-    The answer is identical either way; ``GANCORE_KNN_SCREEN=gemm|amx|auto`` overrides the choice.
+    The answer is identical either way; ``GANCORE_KNN_SCREEN=gemm|amx|auto`` overrides the choice,
+    and ``GANCORE_NO_AMX`` or ``GANCORE_NO_SIMD`` (set before the first kernel call) rule AMX out.
     """

@@ -9,8 +9,9 @@
 //!
 //! Availability: the CPU must report AMX-TILE and AMX-BF16 (CPUID leaf 7) and Linux must grant this
 //! process the tile-data state (`arch_prctl(ARCH_REQ_XCOMP_PERM)`, required since Linux 5.16).
-//! `GANCORE_NO_AMX=1` (or `GANCORE_NO_SIMD=1`) turns the path off. The stable Rust toolchain has
-//! no AMX intrinsics yet, so the three instructions used are written with `asm!`.
+//! A caller can rule the path out for the process with [`crate::restrict_instruction_sets`] (the
+//! Python binding does so for `GANCORE_NO_AMX=1` or `GANCORE_NO_SIMD=1`). The stable Rust
+//! toolchain has no AMX intrinsics yet, so the three instructions used are written with `asm!`.
 
 use std::marker::PhantomData;
 use std::sync::OnceLock;
@@ -22,7 +23,8 @@ pub(crate) const TILE_ROWS: usize = 16;
 /// One VNNI-packed operand tile: 16 rows of 16 bf16 pairs, as u32.
 pub(crate) const TILE_WORDS: usize = TILE_ROWS * TILE_ROWS;
 
-/// Whether AMX bf16 tiles can be used by this process (checked once).
+/// Whether AMX bf16 tiles can be used by this process: the CPU and OS offer them and
+/// [`crate::allowed_instruction_sets`] allows them (checked once).
 pub fn available() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(detect)
@@ -31,7 +33,7 @@ pub fn available() -> bool {
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn detect() -> bool {
     use std::arch::x86_64::{__cpuid_count, __get_cpuid_max};
-    if std::env::var_os("GANCORE_NO_AMX").is_some() || std::env::var_os("GANCORE_NO_SIMD").is_some() {
+    if !crate::simd::allowed_instruction_sets().amx {
         return false;
     }
     // SAFETY: CPUID exists on every x86-64 CPU; leaf 7 is read only if the CPU reports it.

@@ -81,12 +81,14 @@ fn row_meta_body<T: Real>(src: &(MatRef<'_, T>, f64), meta: &mut RowMeta) {
 /// `2^e ≥ max_abs`, whichever leaves the smaller residual on `sample` rows (both keep |s·x| ≤ 255,
 /// far from bf16 overflow).
 pub(crate) fn choose_scale<T: Real>(max_abs: f64, samples: &[MatRef<'_, T>]) -> f64 {
-    if !(max_abs > 0.0) {
+    // Also for NaN (never passed: inputs are checked finite first).
+    if max_abs.is_nan() || max_abs <= 0.0 {
         return 1.0;
     }
     let e = (max_abs.log2().ceil() as i32).clamp(-900, 900);
     let base = 2f64.powi(-e);
-    let loss = |s: f64| -> f64 { samples.iter().map(|m| row_meta(m, s).residual.iter().map(|r| r * r).sum::<f64>()).sum() };
+    let loss =
+        |s: f64| -> f64 { samples.iter().map(|m| row_meta(m, s).residual.iter().map(|r| r * r).sum::<f64>()).sum() };
     let (with_255, plain) = (255.0 * base, base);
     if loss(with_255) < loss(plain) {
         with_255

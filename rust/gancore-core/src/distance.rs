@@ -107,7 +107,10 @@ mod tests {
                 for j in 0..nb {
                     let fast = qn[i] + cn[j] + tile[i * nb + j];
                     let exact = exact_sq_distance(qm.row(i), cm.row(j));
-                    assert!((fast - exact).abs() <= 1e-12 * (qn[i] + cn[j]) + 1e-15, "{mb} {nb} {d}: {fast} vs {exact}");
+                    assert!(
+                        (fast - exact).abs() <= 1e-12 * (qn[i] + cn[j]) + 1e-15,
+                        "{mb} {nb} {d}: {fast} vs {exact}"
+                    );
                 }
             }
         }

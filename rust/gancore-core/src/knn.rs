@@ -96,15 +96,6 @@ pub enum Screen {
 }
 
 impl Screen {
-    /// `GANCORE_KNN_SCREEN=auto|gemm|amx` (default auto), read at each call.
-    pub fn from_env() -> Screen {
-        match std::env::var("GANCORE_KNN_SCREEN").as_deref() {
-            Ok("gemm") => Screen::Gemm,
-            Ok("amx") => Screen::Amx,
-            _ => Screen::Auto,
-        }
-    }
-
     /// The screen that actually runs for an m × n × d problem.
     pub fn resolve(self, m: usize, n: usize, d: usize) -> Screen {
         let amx = crate::knn_bf16::usable(d);
@@ -123,8 +114,8 @@ impl Screen {
 /// Exact k nearest rows of `reference` for every row of `queries`.
 ///
 /// Writes `indices[i * k + t]` and `sq_distances[i * k + t]` for the t-th nearest neighbour of
-/// query row i, ascending, ties broken by the lower index. The screen is chosen by
-/// [`Screen::from_env`] (normally automatic).
+/// query row i, ascending, ties broken by the lower index. The screen is [`Screen::Auto`]; see
+/// [`nearest_neighbors_screened`] to choose it.
 pub fn nearest_neighbors<T: Real>(
     queries: MatRef<'_, T>,
     reference: MatRef<'_, T>,
@@ -134,10 +125,11 @@ pub fn nearest_neighbors<T: Real>(
     indices: &mut [i64],
     sq_distances: &mut [f64],
 ) -> Result<(), KernelError> {
-    nearest_neighbors_screened(Screen::from_env(), queries, reference, k, n_threads, cancel, indices, sq_distances)
+    nearest_neighbors_screened(Screen::Auto, queries, reference, k, n_threads, cancel, indices, sq_distances)
 }
 
-/// [`nearest_neighbors`] with an explicit choice of screen.
+/// [`nearest_neighbors`] with an explicit choice of screen (the indices and distances are the same
+/// for every screen; only the speed differs).
 #[allow(clippy::too_many_arguments)]
 pub fn nearest_neighbors_screened<T: Real>(
     screen: Screen,
@@ -210,17 +202,23 @@ fn screen_gemm<T: Real>(
     let partial = run_items(&items, d, n_threads, cancel, |w: WorkItem| {
         let q = queries.row_block(w.q0, w.q1);
         let mut tile = vec![T::ZERO; (w.q1 - w.q0) * tile_rows.min(w.r1 - w.r0)];
-        let mut scratch = Scratch {
-            tops: vec![TopK::new(k); w.q1 - w.q0],
-            upper: Vec::with_capacity(tile_rows),
-        };
+        let mut scratch = Scratch { tops: vec![TopK::new(k); w.q1 - w.q0], upper: Vec::with_capacity(tile_rows) };
         let mut r0 = w.r0;
         while r0 < w.r1 {
             cancel.check()?;
             let r1 = (r0 + tile_rows).min(w.r1);
             let r = reference.row_block(r0, r1);
             neg2_dot_tile(&q, &r, &mut tile);
-            let ctx = TileCtx { q, q_norms: &qn[w.q0..w.q1], tile: &tile[..q.rows() * r.rows()], r, r_norms: &rn[r0..r1], r0, bound, slack };
+            let ctx = TileCtx {
+                q,
+                q_norms: &qn[w.q0..w.q1],
+                tile: &tile[..q.rows() * r.rows()],
+                r,
+                r_norms: &rn[r0..r1],
+                r0,
+                bound,
+                slack,
+            };
             fold_tile(&ctx, &mut scratch);
             r0 = r1;
         }
@@ -266,7 +264,9 @@ fn fold_tile_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
             // Until k exact distances are known, the k-th smallest upper bound of this tile is a
             // valid cut-off (it is ≥ the k-th smallest exact distance).
             scratch.upper.clear();
-            scratch.upper.extend(row.iter().zip(ctx.r_norms).map(|(t, rn)| qn + rn + t.to_f64() + bound * (qn + rn) + slack));
+            scratch
+                .upper
+                .extend(row.iter().zip(ctx.r_norms).map(|(t, rn)| qn + rn + t.to_f64() + bound * (qn + rn) + slack));
             let (_, kth, _) = scratch.upper.select_nth_unstable_by(top.k - 1, |a, b| a.total_cmp(b));
             cut = *kth;
         } else if top.k == 1 {

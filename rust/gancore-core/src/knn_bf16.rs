@@ -80,7 +80,7 @@ pub(crate) fn screen<T: Real>(
         q_lhs: qmeta.sq_norm.iter().map(|n2| (1.0 - gamma) * n2 - abs_err).collect(),
         q_res: qmeta.residual,
         remeasure_rel: 2.0 * (d as f64 + 4.0) * f64::EPSILON,
-        remeasure_abs: 2.0 * (d as f64 + 4.0) * 4.9406564584124654e-324,
+        remeasure_abs: 2.0 * (d as f64 + 4.0) * <f64 as Real>::TINY,
         r_lhs,
         r_res: rmeta.residual,
     };
@@ -92,10 +92,17 @@ pub(crate) fn screen<T: Real>(
 }
 
 /// [`row_meta`] of all rows, computed on the kernel's threads.
-fn row_meta_parallel<T: Real>(mat: &MatRef<'_, T>, scale: f64, n_threads: usize, cancel: &Cancel) -> Result<RowMeta, KernelError> {
+fn row_meta_parallel<T: Real>(
+    mat: &MatRef<'_, T>,
+    scale: f64,
+    n_threads: usize,
+    cancel: &Cancel,
+) -> Result<RowMeta, KernelError> {
     const ROWS: usize = 2048;
-    let items: Vec<WorkItem> =
-        (0..mat.rows()).step_by(ROWS).map(|q0| WorkItem { q0, q1: (q0 + ROWS).min(mat.rows()), r0: 0, r1: 1 }).collect();
+    let items: Vec<WorkItem> = (0..mat.rows())
+        .step_by(ROWS)
+        .map(|q0| WorkItem { q0, q1: (q0 + ROWS).min(mat.rows()), r0: 0, r1: 1 })
+        .collect();
     let parts = run_items(&items, mat.cols(), n_threads, cancel, |w| Ok(row_meta(&mat.row_block(w.q0, w.q1), scale)))?;
     let mut all = RowMeta { sq_norm: Vec::with_capacity(mat.rows()), residual: Vec::with_capacity(mat.rows()) };
     for p in parts {
@@ -254,7 +261,8 @@ fn fold_tile_body<T: Real>(t: &ResultTile<'_, T>, lanes: &mut Lanes) {
             }
             if best >= 0.0 {
                 for i in i0..i0 + 16 {
-                    let gap = t.c[j * t.ld + i] - (lanes.neg_reach32[t.q0 + i].mul_add(res, lanes.a32[t.q0 + i]) + half);
+                    let gap =
+                        t.c[j * t.ld + i] - (lanes.neg_reach32[t.q0 + i].mul_add(res, lanes.a32[t.q0 + i]) + half);
                     if gap >= 0.0 {
                         candidate(t, lanes, i, j);
                     }

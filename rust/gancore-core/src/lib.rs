@@ -19,6 +19,11 @@
 //!
 //! Inputs are row-major slices with explicit dimensions ([`MatRef`]); every misuse is a
 //! [`KernelError`], never a panic.
+//!
+//! # Configuration
+//! The crate reads no environment variables. The only process-wide setting is which instruction
+//! sets beyond baseline x86-64 the kernels may use ([`restrict_instruction_sets`]); the k-NN screen
+//! is an explicit argument ([`nearest_neighbors_screened`]). Neither changes an answer.
 
 mod amx;
 mod bf16;
@@ -27,14 +32,15 @@ pub mod error;
 pub mod knn;
 mod knn_bf16;
 mod math;
-mod simd;
 pub mod matrix;
 pub mod parallel;
 pub mod parzen;
+mod simd;
 
-pub use error::KernelError;
 pub use amx::available as amx_available;
+pub use error::KernelError;
 pub use knn::{nearest_neighbors, nearest_neighbors_screened, Screen};
 pub use matrix::{MatRef, Real};
 pub use parallel::{resolve_threads, Cancel};
 pub use parzen::parzen_loglik;
+pub use simd::{allowed_instruction_sets, restrict_instruction_sets, InstructionSets};

@@ -15,7 +15,8 @@ pub fn exp_nonpositive(x: f64) -> f64 {
     const SHIFTER: f64 = 6_755_399_441_055_744.0;
     let t = x * LOG2E + SHIFTER;
     let n = t - SHIFTER;
-    let r = (x - n * LN2_HI) - n * LN2_LO; // |r| ≤ ln2/2
+    // Cody–Waite: r = x − n·ln 2 in two parts, |r| ≤ ln2/2.
+    let r = (x - n * LN2_HI) - n * LN2_LO;
     // Taylor polynomial to r^12/12!: truncation error < 2e-17 on |r| ≤ 0.3466.
     let mut p = 1.0 / 479_001_600.0;
     p = p * r + 1.0 / 39_916_800.0;

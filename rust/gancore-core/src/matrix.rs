@@ -25,7 +25,7 @@ pub trait Real: Copy + Send + Sync + PartialOrd + Default + std::fmt::Debug + 's
 impl Real for f32 {
     const UNIT_ROUNDOFF: f64 = f32::EPSILON as f64 / 2.0;
     const MAX: f64 = f32::MAX as f64;
-    const TINY: f64 = 1.401298464324817e-45; // 2^-149
+    const TINY: f64 = f32::from_bits(1) as f64; // 2^-149
     const NAME: &'static str = "float32";
     const ZERO: Self = 0.0;
     const MINUS_TWO: Self = -2.0;
@@ -38,7 +38,7 @@ impl Real for f32 {
 impl Real for f64 {
     const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
     const MAX: f64 = f64::MAX;
-    const TINY: f64 = 4.9406564584124654e-324; // 2^-1074
+    const TINY: f64 = f64::from_bits(1); // 2^-1074
     const NAME: &'static str = "float64";
     const ZERO: Self = 0.0;
     const MINUS_TWO: Self = -2.0;
@@ -121,7 +121,7 @@ impl<'a, T: Real> MatRef<'a, T> {
 crate::simd::multiversion!(fn max_abs_all_finite<T>(data: & &[T], out: &mut (f64, bool)) -> () => max_abs_all_finite_body);
 
 #[inline(always)]
-fn max_abs_all_finite_body<T: Real>(data: & &[T], out: &mut (f64, bool)) {
+fn max_abs_all_finite_body<T: Real>(data: &&[T], out: &mut (f64, bool)) {
     let mut top = [0.0f64; 8];
     let mut finite = [true; 8];
     let chunks = data.chunks_exact(8);
@@ -173,7 +173,12 @@ pub(crate) fn check_pair<T: Real>(
 
 /// [`MatRef::check_values`] over row blocks on the kernel's threads: the pass reads every input
 /// once and is bound by memory bandwidth, which one core alone does not saturate.
-fn check_values_parallel<T: Real>(m: &MatRef<'_, T>, name: &'static str, limit: f64, n_threads: usize) -> Result<f64, KernelError> {
+fn check_values_parallel<T: Real>(
+    m: &MatRef<'_, T>,
+    name: &'static str,
+    limit: f64,
+    n_threads: usize,
+) -> Result<f64, KernelError> {
     const ROWS: usize = 4096;
     let items: Vec<WorkItem> =
         (0..m.rows()).step_by(ROWS).map(|q0| WorkItem { q0, q1: (q0 + ROWS).min(m.rows()), r0: 0, r1: 1 }).collect();
@@ -181,7 +186,9 @@ fn check_values_parallel<T: Real>(m: &MatRef<'_, T>, name: &'static str, limit: 
     let parts = run_items(&items, m.cols(), n_threads, &cancel, |w| {
         // Row numbers in the error must be those of the whole matrix.
         m.row_block(w.q0, w.q1).check_values(name, limit).map_err(|e| match e {
-            KernelError::NonFinite { name, value, row, col } => KernelError::NonFinite { name, value, row: row + w.q0, col },
+            KernelError::NonFinite { name, value, row, col } => {
+                KernelError::NonFinite { name, value, row: row + w.q0, col }
+            }
             other => other,
         })
     })?;

@@ -150,7 +150,9 @@ mod tests {
 
     #[test]
     fn plan_covers_every_pair_exactly_once() {
-        for &(m, n, qb, rt, t) in &[(0, 5, 4, 2, 2), (1, 60000, 256, 1024, 2), (10, 7, 4, 2, 8), (1000, 1000, 256, 512, 2)] {
+        for &(m, n, qb, rt, t) in
+            &[(0, 5, 4, 2, 2), (1, 60000, 256, 1024, 2), (10, 7, 4, 2, 8), (1000, 1000, 256, 512, 2)]
+        {
             let items = plan(m, n, qb, rt, t);
             let mut seen = vec![0u8; m.max(1) * n];
             for w in &items {

@@ -7,18 +7,28 @@
 //! ```
 //!
 //! Distances do not depend on σ, so each distance tile is computed once and feeds every σ. Per row
-//! the log-sum-exp is kept as a shift `M` (the smallest squared distance seen so far, which gives
-//! the largest exponent for every σ at once) and one float64 sum per σ of `exp(−(d² − M)/(2σ²))`,
-//! rescaled whenever `M` drops — a streaming log-sum-exp with a running maximum, finite for any σ.
+//! the log-sum-exp is kept as a shift `M` (the exact smallest squared distance seen so far, which
+//! gives the largest exponent for every σ at once) and one float64 sum per σ of
+//! `exp(−(d² − M)/(2σ²))`, rescaled whenever `M` drops — a streaming log-sum-exp with a running
+//! maximum, finite for any σ.
 //!
 //! Two things keep it fast without changing the answer:
 //! * terms whose exponent is below `−SKIP_EXPONENT` are skipped (each is < e⁻⁴⁵ ≈ 3e-20 of the
 //!   largest term, so even 10⁹ of them move the result by < 1e-10 nats). After the shift, almost
 //!   every term is that small for the bandwidths that fit real data.
-//! * the tile's distances are trusted only where their rounding error cannot matter: a term whose
-//!   estimated error, divided by 2σ², exceeds the tolerance for the smallest σ it contributes to,
-//!   is re-measured in float64 from explicit differences. Those are the few dominant terms at
-//!   small σ, exactly where the GEMM expansion's cancellation would otherwise show.
+//! * the tile's distances are trusted only where their rounding error cannot matter. For each σ,
+//!   the terms nearest the smallest distance are re-measured in float64 from explicit differences,
+//!   as many as it takes for the weight left on tile distances to move that σ's result by less
+//!   than the tolerance (see [`exact_limit`]). Those are the few dominant terms, exactly where the
+//!   GEMM expansion's cancellation would otherwise show.
+//!
+//! The value for a σ depends only on that σ, the data and the split into blocks and threads, never
+//! on the other bandwidths of the call: which terms are exact, the shift and the skip window are
+//! all decided per σ (or independently of σ), so `parzen_loglik(x, c, [σ])` equals the same σ out
+//! of a grid bit for bit. The exception is a row whose tile would need exact distances for more
+//! than a quarter of its terms at some σ of the call (near-identical centres, or a wide σ on dense
+//! data): that row's tile is redone from a float64 tile for every σ, and its values then agree
+//! with those of a call without that σ to float64 rounding (~1e-13 nats) rather than bit for bit.
 
 use crate::distance::{exact_sq_distance, neg2_dot_tile, row_sq_norms};
 use crate::error::{KernelError, MAX_SIGMA, MIN_SIGMA};
@@ -29,8 +39,13 @@ use crate::parallel::{plan, run_items, Cancel, WorkItem};
 /// Terms with exponent below −SKIP_EXPONENT (relative to the row's largest) are dropped.
 pub const SKIP_EXPONENT: f64 = 45.0;
 
-/// Query rows per block and reference rows per tile.
-const QUERY_BLOCK: usize = 512;
+/// Query rows per block: the rows of a block are folded together, tile by tile, on one thread.
+///
+/// A row's value can depend (at the 1e-14 to 1e-8 nats level) on which rows share its block, so a
+/// caller that shards the rows of `x` over processes and wants the one-process answer bit for bit
+/// cuts the shards at multiples of this.
+pub const QUERY_BLOCK: usize = 512;
+/// Bytes of one reference tile (its rows: `TILE_BYTES / (d · size of T)`, clamped to 64..=4096).
 const TILE_BYTES: usize = 4 << 20;
 
 /// Per-σ constants, with σ sorted ascending.
@@ -41,6 +56,8 @@ struct Bandwidths {
     gap_limit: Vec<f64>,
     /// Position of each sorted σ in the caller's order.
     original_index: Vec<usize>,
+    /// e^(−b·BIN_WIDTH): the largest weight of a term in bin b of [`exact_limit`].
+    bin_weight: [f64; BINS],
 }
 
 impl Bandwidths {
@@ -61,6 +78,7 @@ impl Bandwidths {
             inv_two_var: two_var.iter().map(|v| 1.0 / v).collect(),
             gap_limit: two_var.iter().map(|v| SKIP_EXPONENT * v).collect(),
             original_index: order,
+            bin_weight: std::array::from_fn(|b| (-(b as f64) * BIN_WIDTH).exp()),
         })
     }
 
@@ -77,7 +95,7 @@ struct Accuracy {
     /// (float32, d = 784) the worst of 900,000 entries was 0.27·u·√d; 0.5·u·√d leaves margin.
     /// Used only to decide which terms need exact recomputation.
     estimate: f64,
-    /// Allowed error per row and σ, in nats, from trusting tile distances.
+    /// Allowed error per row and σ, in nats, from trusting tile distances (by the estimate above).
     tolerance_nats: f64,
     /// Absolute error a tile entry may carry on top of the relative terms: d + 4 underflowing
     /// products, each off by at most the type's smallest subnormal (doubled for the −2 factor).
@@ -93,7 +111,8 @@ impl Accuracy {
             bound: 2.0 * (d as f64 + 4.0) * u / (1.0 - (d as f64 + 4.0) * u) + 4.0 * u,
             // 0.5·u·√d for the dot product, plus a few ulp for the final additions (small d).
             estimate: u * (0.5 * (d as f64).sqrt() + 2.0),
-            tolerance_nats: if is_f32 { 1e-3 } else { 1e-11 },
+            // float32: ten times below the 1e-6 nats promised for [0, 1] data such as MNIST.
+            tolerance_nats: if is_f32 { 1e-7 } else { 1e-11 },
             slack: 2.0 * (d as f64 + 4.0) * T::TINY,
         }
     }
@@ -143,9 +162,9 @@ impl RowState {
 struct Scratch {
     rows: Vec<RowState>,
     approx: Vec<f64>,
-    gaps: Vec<f64>,
-    /// Tile column of each entry of `gaps`.
-    index: Vec<u32>,
+    terms: Terms,
+    /// Per σ (sorted), the estimated error in nats of one tile term of the current row.
+    err_nats: Vec<f64>,
     centre_bound: Vec<f64>,
     /// Rows of the current tile to redo from a float64 GEMM, and the buffers for it.
     deferred: Vec<usize>,
@@ -187,8 +206,8 @@ pub fn parzen_loglik<T: Real>(
         let mut scratch = Scratch {
             rows: vec![RowState::new(bw.len()); w.q1 - w.q0],
             approx: Vec::with_capacity(tile_rows),
-            gaps: Vec::with_capacity(tile_rows),
-            index: Vec::with_capacity(tile_rows),
+            terms: Terms::with_capacity(tile_rows),
+            err_nats: Vec::with_capacity(bw.len()),
             centre_bound: Vec::with_capacity(tile_rows),
             deferred: Vec::new(),
             x64: Vec::new(),
@@ -215,6 +234,7 @@ pub fn parzen_loglik<T: Real>(
                 c,
                 c_norms: &cn[r0..r1],
                 max_centre_norm,
+                n_centres: n,
                 bw: &bw,
                 acc: &acc,
             };
@@ -263,6 +283,9 @@ struct TileCtx<'a, T> {
     c: MatRef<'a, T>,
     c_norms: &'a [f64],
     max_centre_norm: f64,
+    /// Number of centres of the whole call (not of this tile): each tile gets its share of the
+    /// error budget ([`exact_limit`]).
+    n_centres: usize,
     bw: &'a Bandwidths,
     acc: &'a Accuracy,
 }
@@ -286,16 +309,19 @@ fn fold_tile_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
         // Pass 1 (vectorised): approximate squared distances.
         scratch.approx.clear();
         scratch.approx.extend(tile_row.iter().zip(ctx.c_norms).map(|(t, cn)| x_norm + cn + t.to_f64()));
+        term_errors(acc, bw, x_norm, ctx.max_centre_norm, &mut scratch.err_nats);
         let row = RowInput {
             approx: &scratch.approx,
             centre_bound: &scratch.centre_bound,
             row_bound: acc.bound * x_norm + acc.slack,
-            exact_gap: exact_gap(acc, bw, x_norm, ctx.max_centre_norm),
+            err_nats: &scratch.err_nats,
+            tolerance_nats: acc.tolerance_nats,
+            budget_share: nb as f64 / ctx.n_centres as f64,
             xrow: ctx.q.row(i),
             c: &ctx.c,
             defer_above,
         };
-        if !fold_row(&row, &mut scratch.rows[i], bw, &mut scratch.gaps, &mut scratch.index) {
+        if !fold_row(&row, &mut scratch.rows[i], bw, &mut scratch.terms) {
             scratch.deferred.push(i);
         }
     }
@@ -304,15 +330,65 @@ fn fold_tile_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
     }
 }
 
-/// Terms whose gap (above the row's shift) may be below this need exact distances: they reach a σ
-/// so small that their estimated tile error, divided by 2σ², would exceed the tolerance.
+/// Per σ (sorted), the estimated error in nats that one tile distance of this row can put into an
+/// exponent: the estimated tile error (with the largest centre norm) divided by 2σ².
 #[inline(always)]
-fn exact_gap(acc: &Accuracy, bw: &Bandwidths, x_norm: f64, max_centre_norm: f64) -> f64 {
+fn term_errors(acc: &Accuracy, bw: &Bandwidths, x_norm: f64, max_centre_norm: f64, out: &mut Vec<f64>) {
     let worst_estimate = acc.estimate * (x_norm + max_centre_norm) + acc.slack;
-    (0..bw.len())
-        .rev()
-        .find(|&s| worst_estimate * bw.inv_two_var[s] > acc.tolerance_nats)
-        .map_or(f64::NEG_INFINITY, |s| bw.gap_limit[s])
+    out.clear();
+    out.extend(bw.inv_two_var.iter().map(|inv| worst_estimate * inv));
+}
+
+/// Width, in units of the exponent (d² − shift)/(2σ²), of the bins that [`exact_limit`] weighs.
+const BIN_WIDTH: f64 = 0.5;
+/// Bins 0..=90 cover the exponents of the skip window, [0, 45.5); larger ones land in the last.
+const BINS: usize = 91;
+
+/// The limit below which a row's tile terms must be exact for one σ: terms whose lower bound is
+/// below it are re-measured, the others keep their tile distance. `lower` holds the lower bounds of
+/// the terms inside the σ's window (below `level + window`); the caller has checked `err > tol`
+/// (otherwise no term needs to be exact and the limit is `level`).
+///
+/// Error budget: the tile error `err` of a term (in nats, [`term_errors`]) moves the log-sum-exp by
+/// at most the term's share of the row's total weight times `err`. The shift's term is in the sum
+/// with weight 1, so with t_j = exp(−(d_j − shift)/(2σ²)) the error from inexact terms is at most
+/// `err · Σ_inexact t_j`. Each tile may leave inexact terms of total weight `tol/err · nb/n` (its
+/// share of the n centres), so the whole row stays within `tol`. The tile's terms are binned by
+/// their exponent (from lower bounds, so each bin's weight is bounded by e^(−bin start)), and the
+/// bins are left inexact from the far end inward for as long as their weight fits the budget.
+///
+/// Every input is σ-local or independent of σ (level, shift, lower bounds), so a σ gets the same
+/// limit whatever other bandwidths share the call.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn exact_limit(
+    lower: &[f64],
+    bin_weight: &[f64; BINS],
+    level: f64,
+    shift: f64,
+    inv: f64,
+    window: f64,
+    err: f64,
+    tol: f64,
+    share: f64,
+) -> f64 {
+    let mut hist = [0u32; BINS];
+    for &l in lower {
+        // Terms below `shift` (the exact candidates, see fold_row) fall into bin 0.
+        let bin = ((l - shift) * inv * (1.0 / BIN_WIDTH)).max(0.0) as usize;
+        hist[bin.min(BINS - 1)] += 1;
+    }
+    let budget = tol / err * share;
+    let mut tail = 0.0;
+    let mut first_inexact = BINS;
+    for b in (0..BINS).rev() {
+        tail += hist[b] as f64 * bin_weight[b];
+        if tail > budget {
+            break;
+        }
+        first_inexact = b;
+    }
+    (shift + first_inexact as f64 * BIN_WIDTH / inv).min(level + window).max(level)
 }
 
 /// One row's approximate distances to a tile of centres, and how far to trust them.
@@ -320,17 +396,74 @@ struct RowInput<'a, T> {
     approx: &'a [f64],
     centre_bound: &'a [f64],
     row_bound: f64,
-    exact_gap: f64,
+    /// Per σ (sorted): the estimated error in nats of one tile term ([`term_errors`]).
+    err_nats: &'a [f64],
+    tolerance_nats: f64,
+    /// This tile's share of the row's error budget: its number of centres over the call's.
+    budget_share: f64,
     xrow: &'a [T],
     c: &'a MatRef<'a, T>,
     /// Give up (return false, state untouched) above this many exact terms.
     defer_above: usize,
 }
 
+/// A row's kept terms of one tile, and the buffer each σ's exponents are gathered in.
+struct Terms {
+    /// Tile value of the squared distance.
+    approx: Vec<f64>,
+    /// Rigorous lower bound of the true squared distance.
+    lower: Vec<f64>,
+    /// The float64 exact squared distance where it was re-measured, else the tile value.
+    exact: Vec<f64>,
+    /// Tile column of each term.
+    index: Vec<u32>,
+    /// Gaps above the shift of the terms inside one σ's window.
+    gaps: Vec<f64>,
+    /// Lower bounds of the terms inside one σ's window, while choosing the exact terms.
+    window_lower: Vec<f64>,
+    /// Per σ (sorted): terms whose lower bound is below this are exact ([`exact_limit`]).
+    limits: Vec<f64>,
+}
+
+impl Terms {
+    fn with_capacity(n: usize) -> Self {
+        let v = || Vec::with_capacity(n);
+        Self {
+            approx: v(),
+            lower: v(),
+            exact: v(),
+            index: Vec::with_capacity(n),
+            gaps: v(),
+            window_lower: v(),
+            limits: Vec::new(),
+        }
+    }
+
+    /// Keep only the terms whose lower bound is below `limit`, in order, without branches.
+    #[inline(always)]
+    fn keep_lower_below(&mut self, limit: f64) {
+        let mut kept = 0;
+        for r in 0..self.lower.len() {
+            let l = self.lower[r];
+            self.lower[kept] = l;
+            self.approx[kept] = self.approx[r];
+            self.exact[kept] = self.exact[r];
+            kept += (l < limit) as usize;
+        }
+        self.lower.truncate(kept);
+        self.approx.truncate(kept);
+        self.exact.truncate(kept);
+    }
+}
+
 /// Fold one row of approximate distances into `state`. Returns false, leaving the state
 /// untouched, when more than `defer_above` terms would need exact recomputation.
+///
+/// Everything that decides a σ's value is computed from that σ alone: the level (an upper bound of
+/// the smallest distance) and the shift (the exact smallest distance) do not depend on σ, and each
+/// σ takes its window from its own `gap_limit` and its exact terms from [`exact_limit`].
 #[inline(always)]
-fn fold_row<T: Real>(row: &RowInput<'_, T>, state: &mut RowState, bw: &Bandwidths, gaps: &mut Vec<f64>, index: &mut Vec<u32>) -> bool {
+fn fold_row<T: Real>(row: &RowInput<'_, T>, state: &mut RowState, bw: &Bandwidths, t: &mut Terms) -> bool {
     let nb = row.approx.len();
     let widest = *bw.gap_limit.last().expect("at least one σ");
     // A rigorous upper bound of the smallest true distance in this tile; together with the row's
@@ -340,47 +473,102 @@ fn fold_row<T: Real>(row: &RowInput<'_, T>, state: &mut RowState, bw: &Bandwidth
 
     // Pass 2 (branch-free): keep the terms whose lower bound can reach the widest window; at
     // large σ most terms do, so a data-dependent branch would mispredict.
-    let cut = level + widest + row.row_bound;
-    gaps.resize(nb, 0.0);
-    index.resize(nb, 0);
+    let cut = level + widest;
+    t.approx.resize(nb, 0.0);
+    t.lower.resize(nb, 0.0);
+    t.index.resize(nb, 0);
     let mut kept = 0;
     for (j, (&v, &cb)) in row.approx.iter().zip(row.centre_bound).enumerate() {
-        gaps[kept] = v; // absolute squared distance for now
-        index[kept] = j as u32;
-        kept += (v - cb < cut) as usize;
+        let lower = (v - cb) - row.row_bound;
+        t.approx[kept] = v;
+        t.lower[kept] = lower;
+        t.index[kept] = j as u32;
+        kept += (lower < cut) as usize;
     }
-    gaps.truncate(kept);
-    index.truncate(kept);
+    t.approx.truncate(kept);
+    t.lower.truncate(kept);
+    t.index.truncate(kept);
     if kept == 0 {
         return true;
     }
-    // Pass 3: re-measure exactly the terms whose tile error could matter (few, predictable).
-    if row.exact_gap > f64::NEG_INFINITY {
-        let exact_below = level + row.exact_gap + row.row_bound;
-        let needs_exact = |v: f64, j: u32| v - row.centre_bound[j as usize] < exact_below;
-        let count = gaps.iter().zip(index.iter()).filter(|(&v, &j)| needs_exact(v, j)).count();
+    // Pass 3: the terms that could lie below `level` decide the shift, the exact smallest distance
+    // so far; re-measure them (one or two, except for near-identical centres).
+    let candidates = t.lower.iter().filter(|&&l| l < level).count();
+    if candidates > row.defer_above {
+        return false;
+    }
+    t.exact.clear();
+    t.exact.extend_from_slice(&t.approx);
+    let mut tile_min = f64::INFINITY;
+    for ((e, &l), &j) in t.exact.iter_mut().zip(&t.lower).zip(&t.index) {
+        if l < level {
+            *e = exact_sq_distance(row.xrow, row.c.row(j as usize));
+            tile_min = tile_min.min(*e);
+        }
+    }
+    let shift = state.shift.min(tile_min);
+    // Pass 4: per σ, how far out the terms must be exact (widest σ first, narrowing the window).
+    t.limits.clear();
+    t.limits.resize(bw.len(), level);
+    t.window_lower.clear();
+    t.window_lower.extend_from_slice(&t.lower);
+    let mut widest_limit = level;
+    for s in (0..bw.len()).rev() {
+        if row.err_nats[s] <= row.tolerance_nats {
+            // Even a term carrying all the weight moves the result by less than the tolerance.
+            continue;
+        }
+        let window = bw.gap_limit[s];
+        keep_below(&mut t.window_lower, level + window);
+        let limit = exact_limit(
+            &t.window_lower,
+            &bw.bin_weight,
+            level,
+            shift,
+            bw.inv_two_var[s],
+            window,
+            row.err_nats[s],
+            row.tolerance_nats,
+            row.budget_share,
+        );
+        t.limits[s] = limit;
+        widest_limit = widest_limit.max(limit);
+    }
+    // Pass 5: re-measure the terms some σ needs exact (few, predictable).
+    if widest_limit > level {
+        let count = t.lower.iter().filter(|&&l| l < widest_limit).count();
         if count > row.defer_above {
             return false;
         }
-        for (v, &j) in gaps.iter_mut().zip(index.iter()) {
-            if needs_exact(*v, j) {
-                *v = exact_sq_distance(row.xrow, row.c.row(j as usize));
+        for ((e, &l), &j) in t.exact.iter_mut().zip(&t.lower).zip(&t.index) {
+            if l >= level && l < widest_limit {
+                *e = exact_sq_distance(row.xrow, row.c.row(j as usize));
             }
         }
     }
-    // Shift to the smallest distance actually used, so the largest term is exp(0) = 1.
-    state.lower_shift(crate::simd::min_f64(gaps), bw);
-    let shift = state.shift;
-    for g in gaps.iter_mut() {
-        *g -= shift;
-    }
+    state.lower_shift(shift, bw);
     // Widest σ first; each narrower σ keeps only the terms inside its (smaller) window.
+    let mut last_cut = cut;
     for s in (0..bw.len()).rev() {
-        keep_below(gaps, bw.gap_limit[s]);
-        if gaps.is_empty() {
+        let window = bw.gap_limit[s];
+        let cut_s = level + window;
+        if cut_s < last_cut {
+            t.keep_lower_below(cut_s);
+            last_cut = cut_s;
+        }
+        if t.lower.is_empty() {
             break;
         }
-        state.sums[s] += sum_exp_neg(gaps, bw.inv_two_var[s]);
+        let exact_s = t.limits[s];
+        t.gaps.resize(t.lower.len(), 0.0);
+        let mut n_in = 0;
+        for ((&l, &a), &e) in t.lower.iter().zip(&t.approx).zip(&t.exact) {
+            let g = if l < exact_s { e } else { a } - shift;
+            t.gaps[n_in] = g;
+            n_in += (g < window) as usize;
+        }
+        t.gaps.truncate(n_in);
+        state.sums[s] += sum_exp_neg(&t.gaps, bw.inv_two_var[s]);
     }
     true
 }
@@ -405,23 +593,29 @@ fn refold_in_f64_body<T: Real>(ctx: &TileCtx<'_, T>, scratch: &mut Scratch) {
     neg2_dot_tile(&xm, &cm, &mut scratch.tile64);
     // The float64 tile of float32 inputs cannot underflow where float32 did not, but keep the
     // float32 slack: the inputs' own subnormals are what it covers.
-    let acc64 = Accuracy { tolerance_nats: ctx.acc.tolerance_nats, slack: ctx.acc.slack, ..Accuracy::for_type::<f64>(d) };
+    let acc64 =
+        Accuracy { tolerance_nats: ctx.acc.tolerance_nats, slack: ctx.acc.slack, ..Accuracy::for_type::<f64>(d) };
     scratch.centre_bound.clear();
     scratch.centre_bound.extend(ctx.c_norms.iter().map(|cn| acc64.bound * cn));
     for (r, &i) in scratch.deferred.iter().enumerate() {
         let x_norm = ctx.q_norms[i];
         scratch.approx.clear();
-        scratch.approx.extend(scratch.tile64[r * nb..(r + 1) * nb].iter().zip(ctx.c_norms).map(|(t, cn)| x_norm + cn + t));
+        scratch
+            .approx
+            .extend(scratch.tile64[r * nb..(r + 1) * nb].iter().zip(ctx.c_norms).map(|(t, cn)| x_norm + cn + t));
+        term_errors(&acc64, ctx.bw, x_norm, ctx.max_centre_norm, &mut scratch.err_nats);
         let row = RowInput {
             approx: &scratch.approx,
             centre_bound: &scratch.centre_bound,
             row_bound: acc64.bound * x_norm + acc64.slack,
-            exact_gap: exact_gap(&acc64, ctx.bw, x_norm, ctx.max_centre_norm),
+            err_nats: &scratch.err_nats,
+            tolerance_nats: acc64.tolerance_nats,
+            budget_share: nb as f64 / ctx.n_centres as f64,
             xrow: ctx.q.row(i),
             c: &ctx.c,
             defer_above: usize::MAX,
         };
-        let done = fold_row(&row, &mut scratch.rows[i], ctx.bw, &mut scratch.gaps, &mut scratch.index);
+        let done = fold_row(&row, &mut scratch.rows[i], ctx.bw, &mut scratch.terms);
         debug_assert!(done);
     }
 }
@@ -510,24 +704,95 @@ mod tests {
         }
     }
 
+    /// The paper's bandwidth grid, 10 values from 0.1 to 1.
+    fn paper_grid() -> Vec<f64> {
+        (0..10).map(|i| 10f64.powf(-1.0 + i as f64 / 9.0)).collect()
+    }
+
+    /// Each σ of `grid` alone and in the grid, against the direct float64 formula; returns the
+    /// (alone, in-the-grid) values, σ-major.
+    fn alone_and_in_grid(x: &[f32], c: &[f32], d: usize, grid: &[f64], tol: f64) -> (Vec<f64>, Vec<f64>) {
+        let (m, n) = (x.len() / d, c.len() / d);
+        let (x64, c64): (Vec<f64>, Vec<f64>) =
+            (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
+        let xm = MatRef::new("x", x, m, d).unwrap();
+        let cm = MatRef::new("centers", c, n, d).unwrap();
+        let mut all = vec![0.0; grid.len() * m];
+        parzen_loglik(xm, cm, grid, 1, &Cancel::new(), &mut all).unwrap();
+        let mut alone = vec![0.0; grid.len() * m];
+        for (s, &sigma) in grid.iter().enumerate() {
+            parzen_loglik(xm, cm, &[sigma], 1, &Cancel::new(), &mut alone[s * m..(s + 1) * m]).unwrap();
+            let want = reference(&x64, &c64, d, sigma);
+            for i in 0..m {
+                let (a, g) = (alone[s * m + i], all[s * m + i]);
+                assert!((a - want[i]).abs() <= tol, "σ={sigma} row {i}: alone {a} vs reference {}", want[i]);
+                assert!((g - want[i]).abs() <= tol, "σ={sigma} row {i}: in the grid {g} vs reference {}", want[i]);
+            }
+        }
+        (alone, all)
+    }
+
+    #[test]
+    fn one_sigma_alone_equals_the_same_sigma_in_a_grid() {
+        // Image-like float32 data (d = 784, 80% zeros, the rest in (0, 1]). At σ ≥ 0.36 the
+        // float32 tile error of the dominant term, ~1e-4 in d², is worth ~1e-4 nats: a σ must get
+        // the exact terms it needs whether it is asked alone or beside smaller σ, and then the
+        // same value bit for bit.
+        let mut seed = 11;
+        let d = 784;
+        // Ten "digit" prototypes (20% of pixels on) with noise, clipped to [0, 1]: clustered like
+        // MNIST, so no row needs exact distances to a quarter of a tile (the float64 tile path).
+        let protos: Vec<f64> = (0..10 * d).map(|_| if lcg(&mut seed) < 0.2 { 1.0 } else { 0.0 }).collect();
+        let image = |seed: &mut u64| -> Vec<f32> {
+            let p = (lcg(seed) * 10.0) as usize;
+            (0..d).map(|k| (protos[p * d + k] + 0.5 * (lcg(seed) - 0.5)).clamp(0.0, 1.0) as f32).collect()
+        };
+        let x: Vec<f32> = (0..24).flat_map(|_| image(&mut seed)).collect();
+        let c: Vec<f32> = (0..300).flat_map(|_| image(&mut seed)).collect();
+        let (alone, all) = alone_and_in_grid(&x, &c, d, &paper_grid(), 1e-6);
+        for (k, (a, g)) in alone.iter().zip(&all).enumerate() {
+            assert_eq!(a.to_bits(), g.to_bits(), "σ #{} row {}: alone {a} vs in the grid {g}", k / 24, k % 24);
+        }
+    }
+
+    #[test]
+    fn dense_windows_stay_accurate_alone_and_in_a_grid() {
+        // Uniform [0, 1) data at d = 784: at σ = 1 nearly every centre is inside the window and
+        // most terms need exact distances (rows take the float64 tile). Alone and in the grid the
+        // values agree with the reference, so with each other, to 1e-6 nats.
+        let mut seed = 12;
+        let d = 784;
+        let x: Vec<f32> = (0..16 * d).map(|_| lcg(&mut seed) as f32).collect();
+        let c: Vec<f32> = (0..300 * d).map(|_| lcg(&mut seed) as f32).collect();
+        alone_and_in_grid(&x, &c, d, &paper_grid(), 1e-6);
+    }
+
     #[test]
     fn collapsed_centres_take_the_float64_tile_path_and_stay_accurate() {
         // 3,000 near-identical centres (a mode-collapsed generator): every term needs precision.
         let mut seed = 5;
         let d = 64;
         let base: Vec<f64> = (0..d).map(|_| lcg(&mut seed)).collect();
-        let c: Vec<f32> = (0..3000).flat_map(|_| base.iter().map(|b| (b + 1e-4 * lcg(&mut seed)) as f32).collect::<Vec<_>>()).collect();
+        let c: Vec<f32> = (0..3000)
+            .flat_map(|_| base.iter().map(|b| (b + 1e-4 * lcg(&mut seed)) as f32).collect::<Vec<_>>())
+            .collect();
         let x: Vec<f32> = (0..40 * d).map(|_| lcg(&mut seed) as f32).collect();
         let xm = MatRef::new("x", &x, 40, d).unwrap();
         let cm = MatRef::new("centers", &c, 3000, d).unwrap();
         let sig = [0.01, 0.1];
         let mut out = vec![0.0; 80];
         parzen_loglik(xm, cm, &sig, 1, &Cancel::new(), &mut out).unwrap();
-        let (x64, c64): (Vec<f64>, Vec<f64>) = (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
+        let (x64, c64): (Vec<f64>, Vec<f64>) =
+            (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
         for (s, &sigma) in sig.iter().enumerate() {
             let want = reference(&x64, &c64, d, sigma);
             for i in 0..40 {
-                assert!((out[s * 40 + i] - want[i]).abs() < 1e-6 * want[i].abs().max(1.0), "σ={sigma}: {} vs {}", out[s * 40 + i], want[i]);
+                assert!(
+                    (out[s * 40 + i] - want[i]).abs() < 1e-6 * want[i].abs().max(1.0),
+                    "σ={sigma}: {} vs {}",
+                    out[s * 40 + i],
+                    want[i]
+                );
             }
         }
     }
@@ -544,7 +809,8 @@ mod tests {
         let cm = MatRef::new("centers", &c, 24, d).unwrap();
         let mut out = vec![0.0; 17];
         parzen_loglik(xm, cm, &[1.035e-4], 1, &Cancel::new(), &mut out).unwrap();
-        let (x64, c64): (Vec<f64>, Vec<f64>) = (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
+        let (x64, c64): (Vec<f64>, Vec<f64>) =
+            (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
         let want = reference(&x64, &c64, d, 1.035e-4);
         for i in 0..17 {
             assert!((out[i] - want[i]).abs() <= 1e-9 * want[i].abs(), "row {i}: {} vs {}", out[i], want[i]);
@@ -559,7 +825,8 @@ mod tests {
         let d = 5;
         let x: Vec<f32> = (0..12 * d).map(|_| (lcg(&mut seed) * 1e-41) as f32).collect();
         let c: Vec<f32> = (0..40 * d).map(|_| (lcg(&mut seed) * 1e-41) as f32).collect();
-        let (x64, c64): (Vec<f64>, Vec<f64>) = (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
+        let (x64, c64): (Vec<f64>, Vec<f64>) =
+            (x.iter().map(|&v| v as f64).collect(), c.iter().map(|&v| v as f64).collect());
         let sigma = 3e-42;
         let xm = MatRef::new("x", &x, 12, d).unwrap();
         let cm = MatRef::new("centers", &c, 40, d).unwrap();
@@ -575,7 +842,12 @@ mod tests {
         let xm = MatRef::new("x", &x, 12, d).unwrap();
         let cm = MatRef::new("centers", &c, 40, d).unwrap();
         parzen_loglik(xm, cm, &[3e-21], 1, &Cancel::new(), &mut out).unwrap();
-        let want = reference(&x.iter().map(|&v| v as f64).collect::<Vec<_>>(), &c.iter().map(|&v| v as f64).collect::<Vec<_>>(), d, 3e-21);
+        let want = reference(
+            &x.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+            &c.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+            d,
+            3e-21,
+        );
         for (g, w) in out.iter().zip(&want) {
             assert!((g - w).abs() <= 1e-3, "{g} vs {w}");
         }
@@ -636,9 +908,15 @@ mod tests {
         assert_eq!(parzen_loglik(xm, xm, &[], 1, &Cancel::new(), &mut out).unwrap_err(), KernelError::NoSigma);
         let c = [0.0f64; 3];
         let cm = MatRef::new("centers", &c, 1, 3).unwrap();
-        assert!(matches!(parzen_loglik(xm, cm, &[1.0], 1, &Cancel::new(), &mut out), Err(KernelError::DimMismatch { .. })));
+        assert!(matches!(
+            parzen_loglik(xm, cm, &[1.0], 1, &Cancel::new(), &mut out),
+            Err(KernelError::DimMismatch { .. })
+        ));
         let empty = MatRef::new("centers", &c[..0], 0, 2).unwrap();
-        assert!(matches!(parzen_loglik(xm, empty, &[1.0], 1, &Cancel::new(), &mut out), Err(KernelError::NoRows { .. })));
+        assert!(matches!(
+            parzen_loglik(xm, empty, &[1.0], 1, &Cancel::new(), &mut out),
+            Err(KernelError::NoRows { .. })
+        ));
         let nan = [0.0, f64::NAN];
         let nm = MatRef::new("x", &nan, 1, 2).unwrap();
         let mut o1 = vec![0.0; 1];

@@ -8,6 +8,41 @@
 
 use std::sync::OnceLock;
 
+/// The instruction sets beyond baseline x86-64 that the kernels may use, for the whole process.
+///
+/// The default allows everything the CPU offers. A caller that wants to rule some out (a user
+/// opt-out, a comparison run) calls [`restrict_instruction_sets`] before the first kernel call; the
+/// choice is fixed from then on. The answers of the kernels do not depend on it, only their speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstructionSets {
+    /// AVX2/FMA and AVX-512 code paths for the loops around the GEMM. `false` keeps those loops on
+    /// baseline x86-64 and also rules out `amx`.
+    pub simd: bool,
+    /// Intel AMX bf16 tiles for the nearest-neighbour screen.
+    pub amx: bool,
+}
+
+impl Default for InstructionSets {
+    fn default() -> Self {
+        Self { simd: true, amx: true }
+    }
+}
+
+static ALLOWED: OnceLock<InstructionSets> = OnceLock::new();
+
+/// Fix the instruction sets the kernels may use. Takes effect only if called before the first
+/// kernel call (and before any earlier call of this function); returns whether it did. Later
+/// calls leave the first choice in place and return `false` unless they ask for the same.
+pub fn restrict_instruction_sets(allowed: InstructionSets) -> bool {
+    *ALLOWED.get_or_init(|| allowed) == allowed
+}
+
+/// The instruction sets the kernels may use (fixed on first use).
+pub fn allowed_instruction_sets() -> InstructionSets {
+    let a = *ALLOWED.get_or_init(InstructionSets::default);
+    InstructionSets { simd: a.simd, amx: a.amx && a.simd }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Level {
     Baseline,
@@ -22,7 +57,7 @@ pub(crate) fn level() -> Level {
     *LEVEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::env::var_os("GANCORE_NO_SIMD").is_none() {
+            if allowed_instruction_sets().simd {
                 if is_x86_feature_detected!("avx512f")
                     && is_x86_feature_detected!("avx512dq")
                     && is_x86_feature_detected!("avx512vl")
@@ -66,24 +101,6 @@ macro_rules! multiversion {
     };
 }
 pub(crate) use multiversion;
-
-/// Minimum of a slice, in lane-parallel form (vectorises; values are finite).
-#[inline(always)]
-pub(crate) fn min_f64(v: &[f64]) -> f64 {
-    let mut lanes = [f64::INFINITY; 8];
-    let chunks = v.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for l in 0..8 {
-            lanes[l] = if c[l] < lanes[l] { c[l] } else { lanes[l] };
-        }
-    }
-    let mut m = f64::INFINITY;
-    for &x in rest.iter().chain(lanes.iter()) {
-        m = if x < m { x } else { m };
-    }
-    m
-}
 
 /// Minimum of `a[i] + b[i]`, in lane-parallel form (vectorises; values are finite).
 #[inline(always)]

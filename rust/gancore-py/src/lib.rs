@@ -4,11 +4,20 @@
 //! while the calling thread polls for Ctrl-C, and returns new NumPy arrays. Argument checking with
 //! friendly messages happens in Python (`gancore/_validate.py`); the core re-checks everything and
 //! its errors arrive here as `ValueError`, so no input can reach a panic.
+//!
+//! The environment is read here, never in the core:
+//! * `GANCORE_NO_SIMD` (any value): the loops around the GEMM stay on baseline x86-64 and the AMX
+//!   screen is off; `GANCORE_NO_AMX`: the AMX screen is off. Read once, before the first kernel
+//!   call of the process, and handed to the core as its instruction-set restriction.
+//! * `GANCORE_KNN_SCREEN=auto|gemm|amx` (default auto): the k-NN screen, read at each call.
+//!
+//! The constants and limits the core enforces are exported (`MIN_SIGMA`, `MAX_SIGMA`,
+//! `PARZEN_QUERY_BLOCK`, `magnitude_limit`) so that Python checks and shards with the same values.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Once};
 use std::time::Duration;
 
-use gancore_core::{Cancel, KernelError, MatRef, Real};
+use gancore_core::{Cancel, InstructionSets, KernelError, MatRef, Real, Screen};
 use numpy::ndarray::Array2;
 use numpy::{Element, IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -16,6 +25,27 @@ use pyo3::prelude::*;
 
 /// How often the waiting thread checks for Ctrl-C while a kernel runs.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// Hand the core the instruction-set opt-outs of the environment, once, before its first kernel
+/// call (the core fixes its choice at first use, so later changes of the environment are ignored,
+/// as they always were).
+fn restrict_instruction_sets_from_env() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let simd = std::env::var_os("GANCORE_NO_SIMD").is_none();
+        let amx = std::env::var_os("GANCORE_NO_AMX").is_none();
+        gancore_core::restrict_instruction_sets(InstructionSets { simd, amx });
+    });
+}
+
+/// The k-NN screen `GANCORE_KNN_SCREEN=auto|gemm|amx` asks for (default, and anything else: auto).
+fn knn_screen_from_env() -> Screen {
+    match std::env::var("GANCORE_KNN_SCREEN").as_deref() {
+        Ok("gemm") => Screen::Gemm,
+        Ok("amx") => Screen::Amx,
+        _ => Screen::Auto,
+    }
+}
 
 fn to_py_err(e: KernelError) -> PyErr {
     match e {
@@ -90,6 +120,7 @@ fn parzen_typed<'py, T: Real + Element>(
     sigmas: PyReadonlyArray1<'py, f64>,
     n_threads: usize,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    restrict_instruction_sets_from_env();
     let xm = matrix("x", &x)?;
     let cm = matrix("centers", &centers)?;
     let sig = sigmas.as_slice().map_err(|_| PyValueError::new_err("sigma must be contiguous"))?;
@@ -139,13 +170,15 @@ fn knn_typed<'py, T: Real + Element>(
     k: usize,
     n_threads: usize,
 ) -> PyResult<KnnOut<'py>> {
+    restrict_instruction_sets_from_env();
+    let screen = knn_screen_from_env();
     let qm = matrix("queries", &queries)?;
     let rm = matrix("reference", &reference)?;
     let m = qm.rows();
     let (idx, dist) = run_interruptible(py, |cancel| {
         let mut idx = vec![0i64; m * k];
         let mut dist = vec![0.0f64; m * k];
-        gancore_core::nearest_neighbors(qm, rm, k, n_threads, cancel, &mut idx, &mut dist)?;
+        gancore_core::nearest_neighbors_screened(screen, qm, rm, k, n_threads, cancel, &mut idx, &mut dist)?;
         Ok((idx, dist))
     })?;
     Ok((as_matrix_array(m, k, idx)?.into_pyarray(py), as_matrix_array(m, k, dist)?.into_pyarray(py)))
@@ -180,9 +213,24 @@ fn nearest_neighbors<'py>(
 /// identical either way; `GANCORE_KNN_SCREEN=gemm|amx|auto` overrides the choice.
 #[pyfunction]
 fn knn_screen(m: usize, n: usize, d: usize) -> &'static str {
-    match gancore_core::Screen::from_env().resolve(m, n, d) {
-        gancore_core::Screen::Amx => "amx-bf16",
+    restrict_instruction_sets_from_env();
+    match knn_screen_from_env().resolve(m, n, d) {
+        Screen::Amx => "amx-bf16",
         _ => "gemm",
+    }
+}
+
+/// magnitude_limit(dtype, d) -> float
+///
+/// Largest |value| the kernels accept in `dtype` ("float32" or "float64") at dimension d: beyond
+/// it the distance expansion ‖q‖² + ‖c‖² + 2|q·c| could overflow, and the core refuses the input.
+/// The same function the core checks inputs with.
+#[pyfunction]
+fn magnitude_limit(dtype: &str, d: usize) -> PyResult<f64> {
+    match dtype {
+        "float32" => Ok(gancore_core::matrix::magnitude_limit::<f32>(d)),
+        "float64" => Ok(gancore_core::matrix::magnitude_limit::<f64>(d)),
+        other => Err(PyValueError::new_err(format!("dtype must be 'float32' or 'float64'; got {other:?}"))),
     }
 }
 
@@ -192,6 +240,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parzen_loglik, m)?)?;
     m.add_function(wrap_pyfunction!(nearest_neighbors, m)?)?;
     m.add_function(wrap_pyfunction!(knn_screen, m)?)?;
+    m.add_function(wrap_pyfunction!(magnitude_limit, m)?)?;
+    // Bandwidths outside [MIN_SIGMA, MAX_SIGMA] are refused (1/(2σ²) must be a normal float64).
+    m.add("MIN_SIGMA", gancore_core::error::MIN_SIGMA)?;
+    m.add("MAX_SIGMA", gancore_core::error::MAX_SIGMA)?;
+    // Rows per query block of the Parzen kernel: shards cut at multiples of it reproduce the
+    // one-process answer bit for bit.
+    m.add("PARZEN_QUERY_BLOCK", gancore_core::parzen::QUERY_BLOCK)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
