@@ -41,7 +41,9 @@ def uniform(rng, rows):
 def reference(x, c, sigmas):
     """The float64 NumPy twin, a few rows at a time (it holds an m × n × d array)."""
     c64 = c.astype(np.float64)
-    return np.concatenate([ref.parzen_loglik(x[i : i + 8].astype(np.float64), c64, sigmas) for i in range(0, len(x), 8)], axis=1)
+    return np.concatenate(
+        [ref.parzen_loglik(x[i : i + 8].astype(np.float64), c64, sigmas) for i in range(0, len(x), 8)], axis=1
+    )
 
 
 @pytest.mark.parametrize("make", [clustered, sparse, uniform])

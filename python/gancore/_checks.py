@@ -12,11 +12,13 @@ import os
 
 import numpy as np
 
+from . import _core
+
 _FLOAT_DTYPES = (np.float32, np.float64)
 
-# Bandwidth range of the Rust core (error.rs: MIN_SIGMA, MAX_SIGMA).
-MIN_SIGMA = 1e-150
-MAX_SIGMA = 1e150
+# Bandwidth range the Rust core enforces (1/(2σ²) and 2σ² must be normal float64s), read from it.
+MIN_SIGMA = _core.MIN_SIGMA
+MAX_SIGMA = _core.MAX_SIGMA
 
 
 def as_matrix(value, name: str) -> np.ndarray:
@@ -66,8 +68,9 @@ def checked_matrix(value, name: str) -> tuple[np.ndarray, float]:
 
 
 def magnitude_limit(dtype, d: int) -> float:
-    """Largest |value| whose distance expansion (4·d·M²) cannot overflow ``dtype`` (as the Rust core)."""
-    return float(np.sqrt(np.finfo(dtype).max / (4.0 * max(d, 1))) * 0.99)
+    """Largest |value| the Rust core accepts in ``dtype`` at dimension ``d`` (its distance expansion
+    cannot overflow below it): computed by the core's own function, so the two never disagree."""
+    return _core.magnitude_limit(np.dtype(dtype).name, int(d))
 
 
 def kernel_pair(a: np.ndarray, a_max: float, a_name: str, b: np.ndarray, b_max: float, b_name: str):

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .. import _core
 from .group import Dist, current
 
-# Query rows per block of the Rust Parzen kernel (rust/gancore-core/src/parzen.rs, QUERY_BLOCK):
-# shards made of whole blocks put every row in the same block, beside the same rows, as one call would.
-PARZEN_QUERY_BLOCK = 512
+# Query rows per block of the Rust Parzen kernel, read from the core: shards made of whole blocks put
+# every row in the same block, beside the same rows, as one call would.
+PARZEN_QUERY_BLOCK = _core.PARZEN_QUERY_BLOCK
 
 
 def sharded_kernels():

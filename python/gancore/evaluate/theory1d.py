@@ -366,7 +366,9 @@ def main(argv=None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(
-        prog="python -m gancore.evaluate.theory1d", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m gancore.evaluate.theory1d",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("out", help="PNG path for Figure 1")
     ap.add_argument("--steps", type=int, default=600)
