@@ -19,7 +19,7 @@
 //! * the tile's distances are trusted only where their rounding error cannot matter. For each σ,
 //!   the terms nearest the smallest distance are re-measured in float64 from explicit differences,
 //!   as many as it takes for the weight left on tile distances to move that σ's result by less
-//!   than the tolerance (see [`exact_limit`]). Those are the few dominant terms, exactly where the
+//!   than the tolerance (see `exact_limit`). Those are the few dominant terms, exactly where the
 //!   GEMM expansion's cancellation would otherwise show.
 //!
 //! The value for a σ depends only on that σ, the data and the split into blocks and threads, never
