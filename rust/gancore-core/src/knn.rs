@@ -130,6 +130,7 @@ pub fn nearest_neighbors<T: Real>(
 
 /// [`nearest_neighbors`] with an explicit choice of screen (the indices and distances are the same
 /// for every screen; only the speed differs).
+// The flat signature of `nearest_neighbors` (borrowed inputs and outputs) plus the screen.
 #[allow(clippy::too_many_arguments)]
 pub fn nearest_neighbors_screened<T: Real>(
     screen: Screen,

@@ -19,7 +19,7 @@
 //! * the tile's distances are trusted only where their rounding error cannot matter. For each σ,
 //!   the terms nearest the smallest distance are re-measured in float64 from explicit differences,
 //!   as many as it takes for the weight left on tile distances to move that σ's result by less
-//!   than the tolerance (see [`exact_limit`]). Those are the few dominant terms, exactly where the
+//!   than the tolerance (see `exact_limit`). Those are the few dominant terms, exactly where the
 //!   GEMM expansion's cancellation would otherwise show.
 //!
 //! The value for a σ depends only on that σ, the data and the split into blocks and threads, never
@@ -344,10 +344,11 @@ const BIN_WIDTH: f64 = 0.5;
 /// Bins 0..=90 cover the exponents of the skip window, [0, 45.5); larger ones land in the last.
 const BINS: usize = 91;
 
-/// The limit below which a row's tile terms must be exact for one σ: terms whose lower bound is
-/// below it are re-measured, the others keep their tile distance. `lower` holds the lower bounds of
-/// the terms inside the σ's window (below `level + window`); the caller has checked `err > tol`
-/// (otherwise no term needs to be exact and the limit is `level`).
+/// The limit below which a row's tile terms must be exact for σ number `s` (sorted): terms whose
+/// lower bound is below it are re-measured, the others keep their tile distance. `lower` holds the
+/// lower bounds of the terms inside the σ's window (below `level + gap_limit[s]`), `budget` the
+/// weight the tile may leave on tile distances, `tol/err · nb/n` (the caller has checked
+/// `err > tol`; otherwise no term needs to be exact and the limit is `level`).
 ///
 /// Error budget: the tile error `err` of a term (in nats, [`term_errors`]) moves the log-sum-exp by
 /// at most the term's share of the row's total weight times `err`. The shift's term is in the sum
@@ -360,29 +361,18 @@ const BINS: usize = 91;
 /// Every input is σ-local or independent of σ (level, shift, lower bounds), so a σ gets the same
 /// limit whatever other bandwidths share the call.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn exact_limit(
-    lower: &[f64],
-    bin_weight: &[f64; BINS],
-    level: f64,
-    shift: f64,
-    inv: f64,
-    window: f64,
-    err: f64,
-    tol: f64,
-    share: f64,
-) -> f64 {
+fn exact_limit(lower: &[f64], bw: &Bandwidths, s: usize, level: f64, shift: f64, budget: f64) -> f64 {
+    let (inv, window) = (bw.inv_two_var[s], bw.gap_limit[s]);
     let mut hist = [0u32; BINS];
     for &l in lower {
         // Terms below `shift` (the exact candidates, see fold_row) fall into bin 0.
         let bin = ((l - shift) * inv * (1.0 / BIN_WIDTH)).max(0.0) as usize;
         hist[bin.min(BINS - 1)] += 1;
     }
-    let budget = tol / err * share;
     let mut tail = 0.0;
     let mut first_inexact = BINS;
     for b in (0..BINS).rev() {
-        tail += hist[b] as f64 * bin_weight[b];
+        tail += hist[b] as f64 * bw.bin_weight[b];
         if tail > budget {
             break;
         }
@@ -520,17 +510,8 @@ fn fold_row<T: Real>(row: &RowInput<'_, T>, state: &mut RowState, bw: &Bandwidth
         }
         let window = bw.gap_limit[s];
         keep_below(&mut t.window_lower, level + window);
-        let limit = exact_limit(
-            &t.window_lower,
-            &bw.bin_weight,
-            level,
-            shift,
-            bw.inv_two_var[s],
-            window,
-            row.err_nats[s],
-            row.tolerance_nats,
-            row.budget_share,
-        );
+        let budget = row.tolerance_nats / row.err_nats[s] * row.budget_share;
+        let limit = exact_limit(&t.window_lower, bw, s, level, shift, budget);
         t.limits[s] = limit;
         widest_limit = widest_limit.max(limit);
     }
