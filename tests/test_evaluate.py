@@ -11,6 +11,7 @@ from gancore.evaluate import draw_samples, evaluate_generator, evaluate_run, mai
 from gancore.evaluate.table1 import DataScaleWarning
 
 from _eval_helpers import TinyGenerator, blobs, parzen_ll_2014
+from _train_helpers import TINY
 
 torch = pytest.importorskip("torch")  # gancore.evaluate imports torch lazily, so the imports above are safe
 
@@ -144,31 +145,7 @@ def run_dir(tmp_path_factory):
     from gancore.train import cli as train
 
     out = tmp_path_factory.mktemp("train") / "run"
-    rc = train.main(
-        [
-            "--dry-run",
-            "--no-eval",
-            "-q",
-            "--batch-size",
-            "16",
-            "--g-hidden",
-            "32",
-            "--d-hidden",
-            "16",
-            "--d-pieces",
-            "3",
-            "--noise-dim",
-            "8",
-            "--epochs",
-            "1",
-            "--sample-rows",
-            "2",
-            "--sample-cols",
-            "3",
-            "--out",
-            str(out),
-        ]
-    )
+    rc = train.main([*TINY, "--epochs", "1", "--out", str(out)])  # the shared tiny recipe, one epoch
     assert rc in (0, None)
     return out
 
