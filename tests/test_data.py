@@ -52,6 +52,17 @@ def test_bundled_mnist_has_the_papers_splits():
     }
 
 
+def test_labels_line_up_with_the_image_rows():
+    train, valid, test = (data.load_labels("mnist", s) for s in ("train", "valid", "test"))
+    assert train.shape == (50000,) and valid.shape == (10000,) and test.shape == (10000,)
+    assert train.dtype == np.int64 and set(np.unique(test)) == set(range(10))
+    raw = gzip.decompress((data.bundled_dir() / "mnist" / "train-labels-idx1-ubyte.gz").read_bytes())
+    assert valid[0] == raw[8 + 50000] and train[0] == raw[8] == 5  # MNIST's first training digit is a 5
+    assert np.bincount(test).tolist()[:3] == [980, 1135, 1032]  # the published t10k class counts
+    with pytest.raises(ValueError, match="TFD"):
+        data.load_labels("tfd", "train")
+
+
 def test_bundled_checksums_agree_with_the_shared_list():
     bundled = (data.bundled_dir() / "mnist" / "SHA256SUMS").read_text().split()
     pairs = dict(zip(bundled[1::2], bundled[0::2]))
@@ -216,6 +227,8 @@ def test_cifar10_from_the_binary_tarball():
     assert train.shape == (40000, 3072)
     means = np.concatenate([train, valid]).reshape(-1, 3, 1024).mean(axis=(0, 2))
     assert np.allclose(means, [0.4914, 0.4822, 0.4465], atol=5e-4)  # channel-major (C, H, W) layout
+    labels = data.load_labels("cifar10", "test", data_dir=SHARED_DATASETS)
+    assert labels.shape == (10000,) and np.bincount(labels).tolist() == [1000] * 10
 
 
 def test_import_gancore_and_the_subpackages_do_not_import_torch():

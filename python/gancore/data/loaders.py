@@ -5,6 +5,7 @@
     load_split("cifar10", "test")         # (10000, 3072), flattened channel-major (C, H, W)
     load_split("tfd", "train", fold=0)    # TFD 48x48, rows whose fold code is 1 in fold 0
     load_split("tfd", "unlabeled")        # TFD's unlabelled rows (code 0), what the 2014 code trained on
+    load_labels("mnist", "train")         # (50000,) int64 class of each row of load_split("mnist", "train")
 
 Where the files are looked for, in order: ``data_dir``, ``$GANCORE_DATA_DIR``, the per-user cache
 (``$XDG_CACHE_HOME/gancore/datasets`` or ``~/.cache/gancore/datasets``), and for MNIST the copy that
@@ -89,6 +90,23 @@ def load_split(dataset: str, split: str, *, data_dir=None, fold: int = 0) -> np.
     return part.astype(np.float32) / np.float32(255.0)
 
 
+def load_labels(dataset: str, split: str, *, data_dir=None) -> np.ndarray:
+    """Return the class labels of ``split`` of ``dataset`` as a fresh int64 array (N,), row for row
+    the labels of ``load_split(dataset, split)`` (MNIST and Fashion-MNIST: 0..9 as published; CIFAR-10:
+    0..9 in ``batches.meta.txt``'s order).
+
+    Class-conditional models (the paper's §7 item 1) and the classifier metrics need them. TFD's
+    expression labels cover only its labelled folds and are not read: ``ValueError`` for "tfd".
+    """
+    _check_names(dataset, split, 0)
+    if dataset == "tfd":
+        raise ValueError("labels are not loaded for TFD; use mnist, fashion-mnist or cifar10")
+    train, test = _load_labels(dataset, tuple(str(r) for r in search_roots(data_dir)))
+    cut = _TRAIN_VALID[dataset]
+    part = {"train": train[:cut], "valid": train[cut:], "test": test}[split]
+    return part.astype(np.int64)
+
+
 def _check_names(dataset: str, split: str, fold: int) -> None:
     if dataset not in IMAGE_SHAPES:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
@@ -164,6 +182,21 @@ def _load_images(dataset: str, roots: tuple[str, ...]) -> tuple[np.ndarray, np.n
     else:
         train = formats.decode_idx(_idx_member(dataset, "train-images-idx3-ubyte", roots), "train-images-idx3-ubyte")
         test = formats.decode_idx(_idx_member(dataset, "t10k-images-idx3-ubyte", roots), "t10k-images-idx3-ubyte")
+    train.flags.writeable = False
+    test.flags.writeable = False
+    return train, test
+
+
+@functools.lru_cache(maxsize=4)
+def _load_labels(dataset: str, roots: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded, verified uint8 (train, test) label arrays, read-only and cached per process."""
+    if dataset == "cifar10":
+        members = _cifar_members(roots)
+        train = np.concatenate([formats.decode_cifar_batch(members[m], m)[1] for m in CIFAR_MEMBERS[:5]])
+        test = formats.decode_cifar_batch(members[CIFAR_MEMBERS[5]], CIFAR_MEMBERS[5])[1]
+    else:
+        train = formats.decode_idx(_idx_member(dataset, "train-labels-idx1-ubyte", roots), "train-labels-idx1-ubyte")
+        test = formats.decode_idx(_idx_member(dataset, "t10k-labels-idx1-ubyte", roots), "t10k-labels-idx1-ubyte")
     train.flags.writeable = False
     test.flags.writeable = False
     return train, test
