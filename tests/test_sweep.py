@@ -55,3 +55,10 @@ def test_finished_epochs_are_skipped_and_a_started_seed_resumes(tmp_path, monkey
     assert sweep.run_seed(3, [5, 10], run, ["--threads", "1"], 0) is None
     assert calls == [["--threads", "1", "--seed", "3", "--resume", str(run), "--epochs", "10", "--no-eval"]]
     assert scored == ["epoch_0010"]
+
+
+def test_an_interrupted_seed_stops_the_sweep(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr("gancore.train.cli.main", lambda flags: calls.append(flags) or 130)  # Ctrl-C / SIGTERM
+    assert sweep.main(["--seeds", "0-2", "--eval-epochs", "5", "--out", str(tmp_path)]) == 130
+    assert len(calls) == 1

@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 from ..common.atomic import write_atomic
-from ..common.failures import EXIT_IO, EXIT_OK, EXIT_USAGE, describe_os_error
+from ..common.failures import EXIT_INTERRUPTED, EXIT_IO, EXIT_OK, EXIT_USAGE, describe_os_error
 from ..common.lock import RunLocked, hold_run_lock, release_run_lock
 
 log = logging.getLogger("gancore.train.sweep")
@@ -102,8 +102,8 @@ def main(argv=None) -> int:
             code = run_seed(seed, epochs, out / f"seed_{seed}", train_args, args.eval_threads)
             if code not in (EXIT_OK, None):
                 log.error("seed %d stopped with exit code %d; its epochs so far are in the summary", seed, code)
-                if code == EXIT_USAGE:
-                    return code  # a bad flag fails every seed alike
+                if code in (EXIT_USAGE, EXIT_INTERRUPTED):
+                    return code  # a bad flag fails every seed alike; Ctrl-C or SIGTERM stops the sweep
         summary = summarize(out, seeds, epochs)
     except RunLocked as exc:
         log.error("%s", exc)
