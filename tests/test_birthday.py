@@ -71,3 +71,22 @@ def test_arguments_are_validated():
         with pytest.raises(SystemExit) as e:
             birthday.main(bad)
         assert e.value.code == 2
+
+
+@pytest.mark.slow  # trains a tiny run and reads MNIST's training images: about a minute on a busy 2-core machine
+def test_command_on_a_run_directory(tmp_path, capsys):
+    """``python -m gancore.evaluate.birthday RUN_DIR``: G's support estimate into RUN_DIR/birthday.json."""
+    pytest.importorskip("torch")
+    import json
+
+    from gancore.train import cli as train
+
+    from _train_helpers import TINY
+
+    run = tmp_path / "run"
+    assert train.main([*TINY, "--threads", "1", "--epochs", "1", "--out", str(run)]) == 0
+    args = [str(run), "--calibration-rows", "300", "--trials", "2", "--max-size", "32", "--threads", "1"]
+    assert birthday.main(args) == 0
+    r = json.loads((run / "birthday.json").read_text())
+    assert r["calibration_rows"] == 300 and r["trials"] == 2 and r["s_half"] <= 32
+    assert "support" in capsys.readouterr().out
