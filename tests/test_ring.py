@@ -47,7 +47,7 @@ def test_one_percent_rule_and_off_mode_points():
 
 def test_short_training_smoke(tmp_path):
     pytest.importorskip("torch")
-    base = ring.RingConfig(steps=20, batch_size=32, track_every=5, track_samples=64, final_samples=200)
+    base = ring.RingConfig(steps=6, batch_size=16, track_every=3, track_samples=32, final_samples=100)
     techniques = {"plain": {}, "unrolled": {"unroll": 1}, "minibatch": {"minibatch_features": 3}}
     techniques["feature_matching"] = {"g_loss": "feature_matching"}
     report = ring.run_experiment(tmp_path, techniques, 1, base)
@@ -55,7 +55,7 @@ def test_short_training_smoke(tmp_path):
         s = report["summary"][name]
         assert 0 <= s["modes_covered"][0] <= 8 and 0.0 <= s["high_quality"][0] <= 1.0
     rec = json.loads((tmp_path / "runs" / "plain_seed0.json").read_text())
-    assert rec["steps"] == [5, 10, 15, 20] and all(sum(o) == 64 for o in rec["occupancy"])
+    assert rec["steps"] == [3, 6] and all(sum(o) == 32 for o in rec["occupancy"])
     assert (tmp_path / "ring_samples.png").stat().st_size > 0
     assert (tmp_path / "ring_modes_over_time.png").stat().st_size > 0
     mtime = (tmp_path / "runs" / "plain_seed0.json").stat().st_mtime_ns
