@@ -38,6 +38,8 @@ one process, up to the order of float summation. Gradients are taken with
   (under ``no_grad`` in the D steps), the plain modules are called, not the wrappers.
 
 Every parameter is used in every backward pass, so DDP needs no ``find_unused_parameters``.
+Unrolling (``unroll`` K > 0, :mod:`gancore.train.unrolled`) is refused too: its K inner D steps would
+need the gradient of J_D over the whole global minibatch inside G's loss, which DDP's hooks do not give.
 Feature matching and minibatch discrimination are refused under data parallelism: both depend on the
 whole minibatch at once (its feature mean; the distances between its examples), which one rank's
 m/W rows would change, so the run would no longer be the one-process run.
@@ -52,6 +54,7 @@ import torch
 
 from .losses import discriminator_loss, feature_matching_loss, generator_loss
 from .models import apply_max_col_norm_, sample_noise
+from .unrolled import unrolled_generator_loss
 
 
 def data_batches_per_step(cfg) -> int:
@@ -124,6 +127,11 @@ class Game:
                     f"{' and '.join(whole_batch)} cannot run data parallel: it depends on the whole minibatch "
                     "at once, and each process sees only its rows of it; train with one process"
                 )
+            if cfg.unroll:
+                raise ValueError(
+                    "--unroll cannot run data parallel: its unrolled D steps need the whole minibatch's "
+                    "gradient inside G's loss; train with one process"
+                )
             rank, world = shard
             b = cfg.batch_size // world
             self.rows = (rank * b, (rank + 1) * b)
@@ -181,6 +189,23 @@ class Game:
     def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return discriminator_loss(real, fake, label_smoothing=self.cfg.label_smoothing, halved=self.cfg.d_loss_halved)
 
+    def unrolled_g_loss(self, x: torch.Tensor, fake: torch.Tensor, lr: float, momentum: float) -> torch.Tensor:
+        """G's loss against D after ``cfg.unroll`` differentiated steps of D's optimizer (Metz et al. 2016)."""
+        cfg = self.cfg
+        return unrolled_generator_loss(
+            self.disc,
+            self.opt_d,
+            x,
+            fake,
+            steps=cfg.unroll,
+            lr=lr,
+            momentum=momentum,
+            g_loss=cfg.g_loss,
+            label_smoothing=cfg.label_smoothing,
+            halved=cfg.d_loss_halved,
+            autocast=self.autocast if cfg.precision == "bf16" else None,
+        )
+
     def simultaneous_step(self, lr: float, momentum: float) -> torch.Tensor:
         """The 2014 code's update: both players step on gradients from one shared minibatch."""
         x = self.stream.take()  # (m, D)
@@ -195,6 +220,9 @@ class Game:
             real_logits, fake_logits = self.d_logits(x, fake)
             loss_g = generator_loss(fake_logits, self.cfg.g_loss)  # same logits, same dropout masks
         loss_d = self.d_loss(real_logits, fake_logits)
+        if self.cfg.unroll:
+            # Metz et al. Eqs. 5-6: G's gradient from D unrolled K steps ahead on this very pair of batches.
+            loss_g = self.unrolled_g_loss(x, fake, lr, momentum)
         grads_d = self.grads(loss_d, self.d_params, retain_graph=True)
         grads_g = self.grads(loss_g, self.g_params)  # through D, to G's parameters only
         self.opt_d.step(grads_d, lr, momentum)
@@ -208,7 +236,7 @@ class Game:
         loss_d_sum = real_mean = None
         # ---- (1) for k steps: update D by ascending  1/m Σ [log D(x) + log(1 − D(G(z)))] ----
         for _ in range(self.cfg.k):
-            x = self.stream.take()  # fresh data minibatch (m, D)
+            x = self.stream.take()  # fresh data minibatch (m, D); the last one also feeds an unroll
             with torch.no_grad(), self.autocast():  # G is not updated here: no graph through it
                 fake = self.gen(self.noise())  # fresh noise -> (m, D)
             real_logits, fake_logits = self.d_logits(x, fake)
@@ -230,6 +258,12 @@ class Game:
             loss_g = feature_matching_loss(real_features, fake_features)
             with torch.no_grad(), self.autocast():
                 fake_logits = self.disc.head(fake_features).float()  # D(G(z)) for the metrics line only
+        elif self.cfg.unroll:
+            with self.autocast():
+                fake = self.sync_gen(self.noise())  # fresh noise -> (m, D)
+            loss_g = self.unrolled_g_loss(x, fake, lr, momentum)  # D unrolled from where its k steps left it
+            with torch.no_grad(), self.autocast():
+                fake_logits = self.disc(fake.detach()).float()  # D(G(z)) for the metrics line only
         else:
             with self.autocast():
                 # fresh noise; D keeps its dropout (as in the 2014 AdversaryCost2). Plain D: it is only

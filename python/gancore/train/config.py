@@ -149,6 +149,13 @@ class TrainConfig:
         metavar="C",
         help="dimension C of each minibatch-discrimination kernel (default 5, as the authors' code)",
     )
+    virtual_batch_norm: bool = knob(
+        False,
+        group="model",
+        boolean=True,
+        help="virtual batch norm in the DCGAN generator (Salimans et al. 2016 §3.4, tutorial §4.3): each example "
+        "normalized with a fixed reference noise batch's statistics and its own, never with the rest of its batch",
+    )
     # -- game --------------------------------------------------------------------------------------
     g_loss: str = knob(
         "nonsaturating",
@@ -173,6 +180,14 @@ class TrainConfig:
         help="simultaneous (the 2014 code) or alternating (Algorithm 1 as printed)",
     )
     k: int = knob(1, group="game", type=int, help="D steps per G step, alternating only (paper: 1)")
+    unroll: int = knob(
+        0,
+        group="game",
+        type=int,
+        metavar="K",
+        help="unrolled GAN (Metz et al. 2016): G's loss taken through K differentiated steps of D's optimizer; "
+        "D keeps its plain update (default 0 = off)",
+    )
     # -- optimizer and schedules -------------------------------------------------------------------
     optimizer: str = knob("sgd", group="optimizer", choices=OPTIMIZERS, help="sgd (classical momentum) or adam")
     lr: float = knob(0.1, group="optimizer", type=float, help="initial learning rate (2014: 0.1)")
@@ -372,6 +387,19 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.dcgan_width >= 1, f"dcgan_width must be >= 1; got {cfg.dcgan_width}")
     need(cfg.minibatch_features >= 0, f"minibatch_features must be >= 0 (0 = off); got {cfg.minibatch_features}")
     need(cfg.minibatch_kernel_dim >= 1, f"minibatch_kernel_dim must be >= 1; got {cfg.minibatch_kernel_dim}")
+    need(
+        not cfg.virtual_batch_norm or cfg.arch == "dcgan",
+        "virtual_batch_norm needs --arch dcgan (the MLP generator has no batch norm to replace)",
+    )
+    need(cfg.unroll >= 0, f"unroll must be >= 0 (0 = off); got {cfg.unroll}")
+    need(
+        not cfg.unroll or cfg.g_loss != "feature_matching",
+        "unroll needs a G loss of D's logits; --g-loss feature_matching is not unrolled",
+    )
+    need(
+        not cfg.unroll or not cfg.max_col_norm,
+        "unroll cannot be combined with max_col_norm (the unrolled D steps do not apply the projection)",
+    )
     if cfg.arch == "dcgan":
         need(
             cfg.dataset in ("mnist", "fashion-mnist", "cifar10"),

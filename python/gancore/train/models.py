@@ -29,6 +29,8 @@ import math
 import torch
 from torch import nn
 
+from .vbn import VirtualBatchNorm, clear_reference, reference_pass
+
 SQRT3 = math.sqrt(3.0)
 
 
@@ -258,26 +260,47 @@ def _dcgan_plan(image_shape) -> tuple[int, int]:
 
 
 class DCGANGenerator(nn.Module):
-    """z → linear → (C0, s0, s0) → [ConvT ×2, BN, ReLU]… → ConvT → tanh, rescaled to flat [0, 1]."""
+    """z → linear → (C0, s0, s0) → [ConvT ×2, BN, ReLU]… → ConvT → tanh, rescaled to flat [0, 1].
 
-    def __init__(self, noise_dim: int, image_shape, width: int = 64):
+    ``reference_batch`` n > 0 replaces every batch norm by virtual batch norm (:mod:`gancore.train.vbn`)
+    against a fixed reference noise batch, the buffer ``z_ref`` (n, noise_dim), which
+    :func:`build_models` fills from the seed and the state dict (hence every checkpoint) carries.
+    """
+
+    def __init__(self, noise_dim: int, image_shape, width: int = 64, reference_batch: int = 0):
         super().__init__()
         s0, ups = _dcgan_plan(image_shape)
         chans = [width * 2 ** (ups - 1 - i) for i in range(ups)]  # e.g. [4w, 2w, w]
+        norm1d = VirtualBatchNorm if reference_batch else nn.BatchNorm1d
+        norm2d = VirtualBatchNorm if reference_batch else nn.BatchNorm2d
         self.start = (chans[0], s0, s0)
         self.project = nn.Sequential(
-            nn.Linear(noise_dim, chans[0] * s0 * s0, bias=False), nn.BatchNorm1d(chans[0] * s0 * s0), nn.ReLU(True)
+            nn.Linear(noise_dim, chans[0] * s0 * s0, bias=False), norm1d(chans[0] * s0 * s0), nn.ReLU(True)
         )
         blocks: list[nn.Module] = []
         for cin, cout in zip(chans[:-1], chans[1:]):
-            blocks += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+            blocks += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), norm2d(cout), nn.ReLU(True)]
         blocks += [nn.ConvTranspose2d(chans[-1], image_shape[0], 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*blocks)
         self.noise_dim = noise_dim
+        self.virtual = bool(reference_batch)
+        if self.virtual:
+            self.register_buffer("z_ref", torch.zeros(reference_batch, noise_dim))
+
+    def _image(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.project(z).view(z.shape[0], *self.start)  # (n, C0, s0, s0)
+        return self.net(h)  # (n, C, H, W) in [-1, 1]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.project(z).view(z.shape[0], *self.start)  # (n, C0, s0, s0)
-        x = self.net(h)  # (n, C, H, W) in [-1, 1]
+        if not self.virtual:
+            x = self._image(z)
+        else:
+            # The reference batch first, with the current weights: its statistics normalize z's rows.
+            reference_pass(self, self._image, self.z_ref)
+            try:
+                x = self._image(z)
+            finally:
+                clear_reference(self)
         return x.flatten(1).add(1.0).mul(0.5)  # (n, D) in [0, 1]
 
 
@@ -332,7 +355,7 @@ def init_dcgan_(module: nn.Module, generator: torch.Generator) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02, generator=generator)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, VirtualBatchNorm)):
             nn.init.normal_(m.weight, 1.0, 0.02, generator=generator)
             nn.init.zeros_(m.bias)
         elif isinstance(m, MinibatchDiscrimination):
@@ -346,7 +369,8 @@ def build_generator(cfg) -> nn.Module:
     """The generator a config describes, *uninitialized* (see :func:`build_models` for the init)."""
     shape = list(cfg.image_shape)
     if cfg.arch == "dcgan":
-        return DCGANGenerator(cfg.noise_dim, shape, cfg.dcgan_width)
+        ref = cfg.batch_size if getattr(cfg, "virtual_batch_norm", False) else 0
+        return DCGANGenerator(cfg.noise_dim, shape, cfg.dcgan_width, reference_batch=ref)
     return MLPGenerator(cfg.noise_dim, list(cfg.g_hidden), math.prod(shape), cfg.g_activation)
 
 
@@ -370,6 +394,10 @@ def build_models(cfg, pixel_mean: torch.Tensor | None = None) -> tuple[nn.Module
     if cfg.arch == "dcgan":
         init_dcgan_(gen, g_init)
         init_dcgan_(disc, g_init)
+        if getattr(gen, "virtual", False):
+            # VBN's reference batch: drawn once, from its own generator so the weights' draws stay as without it.
+            ref = torch.Generator().manual_seed(cfg.seed + 4)
+            gen.z_ref.copy_(sample_noise(gen.z_ref.shape[0], cfg.noise_dim, cfg.noise_prior, generator=ref))
     else:
         init_uniform_(gen, cfg.g_init_range, g_init)
         init_uniform_(disc, cfg.d_init_range, g_init)
