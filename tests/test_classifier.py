@@ -66,8 +66,9 @@ def test_class_metrics_on_real_test_images_cover_10_digits_with_kl_near_0(test_p
 
 def test_class_metrics_on_a_one_digit_set_cover_1_digit(mnist_test):
     x, y = mnist_test
-    threes = x[y == 3]
-    rep = cm.mnist_class_report(threes, x[:1000], x[1000:2000])
+    threes = x[y == 3][:500]
+    rep = cm.mnist_class_report(threes, x[:500], x[500:1000])
+    assert rep == cm.mnist_class_report(threes, reference=cm.reference_stats(x[:500], x[500:1000]))
     s = rep["samples"]
     assert s["digits_covered"] == 1 and s["histogram"][3] >= 0.98 * len(threes)
     assert s["kl_to_uniform"] > 0.9 * np.log(10) and s["classifier_score"] < 1.5
@@ -122,3 +123,35 @@ def test_importing_the_classifier_modules_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(PYTHON_DIR)})
+
+
+def _evaluate(tmp_path, dataset, **options):
+    import torch
+
+    from gancore.evaluate import evaluate_generator
+
+    class Images(torch.nn.Module):  # "G": noise → flat 28×28 images on [0, 1]
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 784)
+
+        def forward(self, z):
+            return torch.sigmoid(self.lin(z))
+
+    torch.manual_seed(0)
+    x = load_split("mnist", "test")
+    data = {"train": x[:300], "valid": x[300:500], "test": x[500:800]}
+    cfg = {"dataset": dataset, "noise_dim": 4, "noise_prior": "uniform", "image_shape": [1, 28, 28]}
+    opts = dict(n_samples=100, references="none", memorization=False, figures=False, threads=1)
+    return evaluate_generator(Images(), cfg, tmp_path, data=data, **{**opts, **options})
+
+
+def test_the_evaluation_reports_the_classifier_metrics_for_mnist_only(tmp_path):
+    rep = _evaluate(tmp_path / "on", "mnist")
+    c = rep["classifier"]
+    assert c["samples"]["n"] == 100 and sum(c["samples"]["histogram"]) == 100
+    assert c["reference"]["n"] == 300 and c["reference"]["frechet_n"] == 100  # validation rows, as many as samples
+    assert "classifier" in rep["timings_s"]
+    assert "## Classifier metrics" in (tmp_path / "on" / "report.md").read_text()
+    assert "classifier" not in _evaluate(tmp_path / "off", "mnist", classifier=False)
+    assert "classifier" not in _evaluate(tmp_path / "fashion", "fashion-mnist")

@@ -27,7 +27,9 @@ __all__ = [
     "frechet_distance",
     "gaussian_fit",
     "kl_to_uniform",
+    "markdown_section",
     "mnist_class_report",
+    "reference_stats",
     "sqrtm_trace",
 ]
 
@@ -129,32 +131,45 @@ def _set_summary(probs: np.ndarray) -> dict:
     }
 
 
-def mnist_class_report(samples, test, real=None, *, device="cpu") -> dict:
-    """The classifier metrics of ``samples`` beside those of real data.
-
-    ``test``: the real images the Fréchet distance is measured to (the MNIST test set in the
-    evaluation); ``real``: other real images of the same size as ``samples`` (the validation split),
-    whose distance to ``test`` is what a perfect generator would score with that many samples (the
-    Fréchet distance of finite sets is biased upwards, more so for small n).
-
-    Returns {"samples": {...}, "reference": {...}}: n, histogram, digits_covered, kl_to_uniform,
-    classifier_score and frechet_distance (to ``test``), for the samples and for the real images
-    (the score and histogram of ``test``; the distance of ``real`` to ``test``, absent without ``real``)."""
+def reference_stats(test, real=None, *, device="cpu") -> dict:
+    """The real-data side of :func:`mnist_class_report`: the summary of ``test`` (the images the Fréchet
+    distance is measured to) and its Gaussian fit, plus the distance of ``real`` — other real images, as
+    many as the samples — to ``test``: what a perfect generator would score with that many samples (the
+    Fréchet distance of finite sets is biased upwards, more so for small n). JSON-ready: it is cached."""
     from .classifier import probabilities_and_features
 
     test_probs, test_feats = probabilities_and_features(test, device=device)
-    test_mu, test_cov = gaussian_fit(test_feats)
-    reference = _set_summary(test_probs)
-    reference["frechet_distance"] = None
+    mu, cov = gaussian_fit(test_feats)
+    summary = _set_summary(test_probs)
+    summary["frechet_distance"] = None
     if real is not None:
-        real_fit = gaussian_fit(probabilities_and_features(real, device=device)[1])
-        reference["frechet_distance"] = frechet_distance(*real_fit, test_mu, test_cov)
-        reference["frechet_n"] = int(np.asarray(real).shape[0])
+        summary["frechet_distance"] = frechet_distance(
+            *gaussian_fit(probabilities_and_features(real, device=device)[1]), mu, cov
+        )
+        summary["frechet_n"] = int(np.asarray(real).shape[0])
+    return {"summary": summary, "mu": mu.tolist(), "cov": cov.tolist()}
+
+
+def mnist_class_report(samples, test=None, real=None, *, reference: dict | None = None, device="cpu") -> dict:
+    """The classifier metrics of ``samples`` beside those of real data.
+
+    Give ``test`` (and optionally ``real``) as in :func:`reference_stats`, or its result as ``reference``.
+    Returns {"samples": {...}, "reference": {...}}: n, histogram, digits_covered, kl_to_uniform,
+    classifier_score and frechet_distance (to ``test``), for the samples and for the real images
+    (the score and histogram of ``test``; the distance of ``real`` to ``test``, None without ``real``)."""
+    from .classifier import probabilities_and_features
+
+    if reference is None:
+        if test is None:
+            raise ValueError("mnist_class_report needs the test images or their reference statistics")
+        reference = reference_stats(test, real, device=device)
     probs, feats = probabilities_and_features(samples, device=device)
     out = _set_summary(probs)
-    out["frechet_distance"] = frechet_distance(*gaussian_fit(feats), test_mu, test_cov)
+    out["frechet_distance"] = frechet_distance(
+        *gaussian_fit(feats), np.asarray(reference["mu"]), np.asarray(reference["cov"])
+    )
     out["frechet_n"] = out["n"]
-    return {"samples": out, "reference": reference}
+    return {"samples": out, "reference": reference["summary"]}
 
 
 def markdown_section(c: dict) -> list[str]:
