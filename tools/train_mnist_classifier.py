@@ -48,7 +48,12 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--halve-every", type=int, default=2, help="halve the learning rate every N epochs (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialization and of every epoch's draws")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--out", type=Path, default=None, help="weights file (default: the package's bundled file)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="weights file (default: the package's bundled file); its SHA256SUMS is written beside it",
+    )
     p.add_argument(
         "--state-dir", type=Path, default=None, help="per-epoch checkpoints (default: ~/.cache/gancore/classifier)"
     )
