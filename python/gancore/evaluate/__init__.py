@@ -12,6 +12,10 @@
 * :mod:`.game_dynamics` — the tutorial's exercise §7.2: gradient descent on V(x, y) = xy;
 * :mod:`.tutorial_figures` — the tutorial's Figure 16 (generator costs, from gancore's losses) and the
   §7.2 figure: ``python -m gancore.evaluate.tutorial_figures OUT_DIR``;
+* :mod:`.classifier` — the bundled MNIST classifier (p(y|x), labels, penultimate features);
+* :mod:`.class_metrics` — digits covered, KL to uniform, classifier score, Fréchet distance (MNIST only);
+* :mod:`.semisupervised` — a linear probe on D's hidden layers with few labels (§7 item 4):
+  ``python -m gancore.evaluate.semisupervised RUN_DIR``;
 * :mod:`.report` — ``report.json`` and ``report.md``;
 * :mod:`.cli` — ``main()`` of ``python -m gancore.evaluate``.
 

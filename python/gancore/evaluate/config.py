@@ -69,6 +69,13 @@ class EvalConfig:
         help="generated samples and test images used by the memorization tests",
     )
     cells: int = knob(50, group="memorization", type=int, help="k-means cells of the data-copying test C_T")
+    classifier: bool = knob(
+        True,
+        group="classifier metrics",
+        boolean=True,
+        help="MNIST only: digits covered, KL(class histogram || uniform), classifier score and Fréchet distance "
+        "in the features of the bundled MNIST classifier",
+    )
     figures: bool = knob(True, group="figures", boolean=True, help="write the PNG figures")
     figure1: bool = knob(
         True,

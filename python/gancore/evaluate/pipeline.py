@@ -16,6 +16,8 @@ Steps (each timed in the report):
    depend on the model).
 4. **Memorization** (``gancore.evaluate.memorization``) — nearest-training distances, the data-copying C_T of
    Meehan et al. (2020), the 1-NN two-sample test.
+   **Classifier metrics** (MNIST only, :mod:`gancore.evaluate.class_metrics`) — the bundled MNIST classifier's
+   class histogram, digits covered, KL to uniform, classifier score and Fréchet distance, beside real data.
 5. **Figures** (``gancore.evaluate.figures``) — Figure 2 grid and 50-pair panel, Figure 3 interpolations,
    distance histograms, σ curves; Figure 1 from a 1-D GAN (``gancore.evaluate.theory1d``).
 6. **Report** (``gancore.evaluate.report``) — ``report.json`` and ``report.md`` in RUN_DIR.
@@ -159,6 +161,41 @@ def _memorization(samples, data, n_memo, n_cells, seed, n_threads, kernels) -> d
     return memorization_report(
         samples[:n], test, data["train"], n_cells=n_cells, seed=seed, n_threads=n_threads, kernels=kernels
     )
+
+
+def _classifier_metrics(samples, data, device, use_cache) -> dict:
+    """The bundled MNIST classifier's view of the samples, beside real data (see .class_metrics). The
+    real-data side (10,000 test and as many validation images as samples) is cached like the reference
+    rows, keyed by the classifier's SHA-256."""
+    from .class_metrics import mnist_class_report, reference_stats
+    from .classifier import expected_sha256
+
+    if samples.shape[1] != 784:  # in-memory toy data named "mnist" (tests): nothing for a digit classifier
+        return {"skipped": f"the classifier needs 28x28 images; the samples have {samples.shape[1]} pixels"}
+    n_real = min(samples.shape[0], data["valid"].shape[0])
+    cache = cache_root("eval") / f"classifier_reference_{expected_sha256()[:16]}_mnist_n{n_real}.json"
+    try:
+        reference = None
+        if use_cache and cache.is_file():
+            try:
+                reference = json.loads(cache.read_text())
+                if not {"summary", "mu", "cov"} <= set(reference):
+                    raise ValueError("keys missing")
+            except (OSError, ValueError, TypeError, KeyError) as exc:  # damaged: recomputed, never trusted
+                logger.warning("ignoring unreadable classifier cache %s (%s)", cache, exc)
+                reference = None
+        if reference is None:
+            reference = reference_stats(data["test"], data["valid"][:n_real], device=device)
+            if use_cache:
+                try:
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    write_atomic(cache, json.dumps(reference))
+                except OSError as exc:  # read-only home etc.: the cache is only an optimization
+                    logger.warning("could not write the classifier cache %s (%s)", cache, exc)
+        return mnist_class_report(samples, reference=reference, device=device)
+    except ValueError as exc:  # e.g. samples off [0, 1]: the classifier cannot judge them, the rest stands
+        logger.warning("classifier metrics skipped: %s", exc)
+        return {"skipped": str(exc)}
 
 
 def _figures(G, config, samples, data, report, out_dir, seed, interpolation, device, n_threads, figure1=True) -> dict:
@@ -312,6 +349,9 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
     if memorization:
         report["memorization"] = _memorization(samples, data, memorization_samples, n_cells, seed, n_threads, kernels)
         t = tick("memorization", t)
+    if opts.classifier and dataset == "mnist" and dist.is_main:
+        report["classifier"] = _classifier_metrics(samples, data, device, use_cache)
+        t = tick("classifier", t)
     fig_files = {}
     if figures and dist.is_main:
         fig_files = _figures(G, config, samples, data, report, out_dir, seed, interpolation, device, n_threads, figure1)

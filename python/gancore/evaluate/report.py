@@ -183,6 +183,11 @@ def render_markdown(rep: dict) -> str:
             )
         out.append("")
 
+    if rep.get("classifier"):
+        from .class_metrics import markdown_section
+
+        out += markdown_section(rep["classifier"])
+
     figs = rep.get("figures") or {}
     if figs:
         captions = {
