@@ -113,8 +113,6 @@ def _run(cfg: InferConfig, run_dir: Path, restart: bool) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but CUDA is not available (use --device cpu or auto)")
     G, gcfg = load_generator(run_dir, device=device)
-    if gcfg.get("conditional"):
-        raise ValueError(f"{run_dir} is a conditional run (G needs labels); gancore.infer supports unconditional runs")
     out = run_dir / "inference"
     ckpts = out / "checkpoints"
     if restart and out.exists():
@@ -214,7 +212,12 @@ def _report(G, E, gcfg: dict, cfg: InferConfig, out: Path, device, step: int) ->
     zr = z_recovery(G, E, gcfg["noise_dim"], gcfg["noise_prior"], cfg.n_recovery, seed=cfg.seed + 2, device=device)
     test = load_split(gcfg["dataset"], "test", data_dir=data_dir)[: cfg.n_test]
     train = load_split(gcfg["dataset"], gcfg.get("train_split", "train"), data_dir=data_dir)
-    rec = reconstruction(G, E, test, train, device=device, n_threads=cfg.threads)
+    labels = None
+    if gcfg.get("conditional"):  # G(E(x) | y) with the test images' own labels
+        from ..data import load_labels
+
+        labels = load_labels(gcfg["dataset"], "test", data_dir=data_dir)[: cfg.n_test]
+    rec = reconstruction(G, E, test, train, device=device, labels=labels, n_threads=cfg.threads)
     k = min(cfg.figure_cols, test.shape[0])
     rows = [test[:k], rec["_reconstructions"][:k], rec["_nearest"][:k]]  # test | G(E(x)) | nearest training
     import numpy as np

@@ -7,6 +7,10 @@ random numbers, decodes x = G(z) with G frozen (eval mode, no gradient), and tak
 
 E is an MLP: flat x (n, D) → ReLU hidden layers → linear (n, k). It sees only G's samples, never data.
 
+A conditional G(z | y) (Mirza & Osindero 2014) is inverted the same way: E(x) ≈ z, the class y being
+known; training draws y uniformly, z recovery uses every class equally often, and a test image is
+reconstructed as G(E(x) | its label).
+
 Measures (:func:`z_recovery`, :func:`reconstruction`):
 
 * **z recovery** on fresh samples: the mean squared error per dimension of E(G(z)) against z, beside
@@ -85,8 +89,11 @@ class EncoderTraining:
 
     def pairs(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         z = sample_noise(n, self.noise_dim, self.prior, generator=rng).to(self.device)  # (n, k)
+        y = None
+        if _n_classes(self.G):  # a conditional G(z | y): classes uniform at random, from the same generator
+            y = torch.randint(0, _n_classes(self.G), (n,), generator=rng)
         with torch.no_grad():
-            x = self.G(z)  # (n, D)
+            x = _decode(self.G, z, y)  # (n, D)
         return x, z
 
     def train_step(self) -> float:
@@ -125,30 +132,49 @@ def z_recovery(G, E, noise_dim: int, prior: str, n: int, *, seed: int, device, b
     """Mean squared error per dimension of E(G(z)) vs z on ``n`` fresh z, and of the trivial E[z]."""
     rng = torch.Generator().manual_seed(seed)
     se = se_trivial = 0.0
+    labels = torch.arange(n) % max(_n_classes(G), 1)  # conditional G: every class equally often
     for i in range(0, n, batch_size):
         z = sample_noise(min(batch_size, n - i), noise_dim, prior, generator=rng).to(device)  # (b, k)
-        se += float(((E(G(z)) - z) ** 2).sum())
+        x = _decode(G, z, labels[i : i + z.shape[0]] if _n_classes(G) else None)
+        se += float(((E(x) - z) ** 2).sum())
         se_trivial += float(((z - PRIOR_MEAN[prior]) ** 2).sum())
     mse, trivial = se / (n * noise_dim), se_trivial / (n * noise_dim)
     return {"mse_per_dim": mse, "trivial_mse_per_dim": trivial, "ratio": mse / trivial, "n": int(n), "seed": seed}
 
 
+def _n_classes(G) -> int:
+    return int(getattr(G, "n_classes", 0) or 0)
+
+
+def _decode(G, z: torch.Tensor, y) -> torch.Tensor:
+    """G(z), or G(z | y) for a conditional G with integer labels ``y`` (n,)."""
+    if not _n_classes(G):
+        return G(z)
+    from ..train.conditional import one_hot
+
+    return G(z, one_hot(torch.as_tensor(y), _n_classes(G)).to(z.device))
+
+
 @torch.no_grad()
-def reconstruct(G, E, x: np.ndarray, *, device, batch_size: int = 2000) -> np.ndarray:
-    """G(E(x)) for flat images (n, D) in [0, 1]; float32 (n, D)."""
+def reconstruct(G, E, x: np.ndarray, *, device, labels=None, batch_size: int = 2000) -> np.ndarray:
+    """G(E(x)) for flat images (n, D) in [0, 1] (a conditional G: G(E(x) | y), y the images' labels);
+    float32 (n, D)."""
+    if _n_classes(G) and (labels is None or len(labels) != x.shape[0]):
+        raise ValueError("a conditional generator needs the labels of the images it reconstructs")
     out = []
     for i in range(0, x.shape[0], batch_size):
         xb = torch.as_tensor(x[i : i + batch_size], dtype=torch.float32, device=device)
-        out.append(G(E(xb)).to("cpu", torch.float32).numpy())
+        y = None if labels is None else labels[i : i + batch_size]
+        out.append(_decode(G, E(xb), y).to("cpu", torch.float32).numpy())
     return np.concatenate(out)
 
 
-def reconstruction(G, E, test: np.ndarray, train: np.ndarray, *, device, n_threads: int = 0) -> dict:
+def reconstruction(G, E, test: np.ndarray, train: np.ndarray, *, device, labels=None, n_threads: int = 0) -> dict:
     """‖G(E(x)) − x‖² per test image against ‖x − NN_train(x)‖²; returns the numbers and the arrays
-    (under "_" keys, for the figure)."""
+    (under "_" keys, for the figure). ``labels``: the test images' classes, for a conditional G."""
     from .. import nearest_neighbors
 
-    rec = reconstruct(G, E, test, device=device)  # (n, D)
+    rec = reconstruct(G, E, test, device=device, labels=labels)  # (n, D)
     err = ((rec.astype(np.float64) - test) ** 2).sum(axis=1)  # (n,)
     nn_idx, nn_d2 = nearest_neighbors(test, train, k=1, n_threads=n_threads)  # (n, 1) each
     nn_d2 = nn_d2[:, 0]
