@@ -416,8 +416,11 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
     if n_classes:
         report["conditional"] = {
             "n_classes": n_classes,
-            "sample_labels": f"balanced: {n_samples // n_classes} or {-(-n_samples // n_classes)} samples per class "
-            "(Mirza & Osindero 2014, §4.1: 1000 samples from each of the 10 classes)",
+            "sample_labels": (
+                f"balanced: {n_samples // n_classes}"
+                + ("" if n_samples % n_classes == 0 else f" or {n_samples // n_classes + 1}")
+                + " samples per class (Mirza & Osindero 2014, §4.1: 1000 samples from each of the 10 classes)"
+            ),
             "paper_mnist_parzen": {"conditional adversarial nets": [132, 1.8], "adversarial nets": [225, 2]},
         }
     report["headline"] = headline(dataset, parzen)
