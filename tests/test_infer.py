@@ -120,3 +120,13 @@ def test_resume_after_kill_9_is_bitwise_identical_and_reports(run_dir, tmp_path)
     steps = [json.loads(ln)["step"] for ln in (other / "inference" / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps))  # lines after the checkpoint were dropped, then redone
     assert "z recovery" in resumed.stdout
+
+
+def test_parser_options_are_the_config_fields_plus_the_run_control_flags():
+    from gancore.common.options import flag_of, option_fields
+    from gancore.infer.config import InferConfig
+
+    parser = infer.build_parser()
+    shown = {o for a in parser._actions if a.help != "==SUPPRESS==" for o in a.option_strings if o.startswith("--")}
+    shown |= {a.dest for a in parser._actions if not a.option_strings}
+    assert shown - {"--help"} == {flag_of(f.name) for f in option_fields(InferConfig)} | set(infer.RUN_CONTROL)
