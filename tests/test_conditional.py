@@ -37,7 +37,7 @@ def _models(arch):
 def test_shapes_and_ranges(arch):
     cfg, G, D = _models(arch)
     z, y = torch.rand(6, cfg.noise_dim), one_hot(torch.arange(6) % 10, 10)
-    x = G.eval()(z, y)
+    x = G.eval()(z, y).detach()
     assert x.shape == (6, 784) and float(x.min()) >= 0 and float(x.max()) <= 1
     assert D.train()(x, y).shape == (6,)
     assert D.head(D.features(x, y)).shape == (6,)
@@ -164,6 +164,8 @@ def test_evaluation_of_a_conditional_run_writes_class_rows(tmp_path):
         warnings.simplefilter("ignore")
         rep = evaluate_run(run, data=data, n_samples=100, references="none", memorization=False, figure1=False)
     assert rep["conditional"]["n_classes"] == 10 and "balanced" in rep["conditional"]["sample_labels"]
+    acc = rep["conditional"]["accuracy"]  # the bundled classifier's verdict on 28x28 samples
+    assert acc["n"] == 100 and sorted(acc["per_class"]) == list(range(10)) and 0 <= acc["accuracy"] <= 1
     saved = np.load(run / "samples.npz")
     assert np.bincount(saved["labels"]).tolist() == [10] * 10
     from PIL import Image

@@ -423,6 +423,12 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
             ),
             "paper_mnist_parzen": {"conditional adversarial nets": [132, 1.8], "adversarial nets": [225, 2]},
         }
+        if opts.classifier and dataset == "mnist" and dist.is_main and samples.shape[1] == 784:
+            from .classifier import predict_labels
+            from .conditional import conditional_accuracy
+
+            # The share of the samples generated for class c that the bundled classifier calls c.
+            report["conditional"]["accuracy"] = conditional_accuracy(samples, labels, predict_labels)
     report["headline"] = headline(dataset, parzen)
     if dist.is_main:
         write_report(report, out_dir)

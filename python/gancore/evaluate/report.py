@@ -143,6 +143,14 @@ def render_markdown(rep: dict) -> str:
         out += ["## Conditional net p(x | y)", "", f"Samples for Table 1: {cond['sample_labels']}."]
         if ds == "mnist":
             out.append(f"Mirza & Osindero (2014), Table 1: conditional adversarial nets {paper[0]} ± {paper[1]}.")
+        acc = cond.get("accuracy")
+        if acc:
+            per = ", ".join(f"{c}: {v:.2f}" for c, v in acc["per_class"].items())
+            out += [
+                "",
+                f"**Conditional accuracy** (samples for class c that the bundled classifier calls c): "
+                f"{acc['accuracy']:.3f} over {acc['n']} samples; per class {per}.",
+            ]
         out.append("")
 
     mem = rep.get("memorization")
