@@ -64,20 +64,37 @@ def _noise(n, noise_dim, prior, generator, device):
 
 
 def draw_samples(
-    G, n: int, noise_dim: int, prior: str, *, seed: int = 0, device: str = "cpu", batch_size: int = 2000
+    G,
+    n: int,
+    noise_dim: int,
+    prior: str,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    batch_size: int = 2000,
+    labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n`` fair samples: z from the prior with ``torch.Generator().manual_seed(seed)`` (on the
     CPU, so the same seed gives the same z on any device), decoded by G in batches.
+    A conditional G(z | y) (one with ``n_classes``) needs ``labels`` (n,): the class of each sample.
     Returns (samples float32 (n, D), z float32 (n, noise_dim))."""
     import torch
 
     n = as_int(n, "n (number of samples)")
+    k = int(getattr(G, "n_classes", 0) or 0)
+    if k and (labels is None or np.shape(labels) != (n,)):
+        raise ValueError(f"a conditional generator needs labels of shape ({n},); got {np.shape(labels)}")
     gen = torch.Generator().manual_seed(int(seed))
     z = _noise(int(n), int(noise_dim), prior, gen, "cpu")  # (n, noise_dim)
     out = []
     with torch.no_grad():
         for i in range(0, int(n), batch_size):
-            x = G(z[i : i + batch_size].to(device))  # (b, D)
+            if k:
+                from .conditional import _one_hot
+
+                x = G(z[i : i + batch_size].to(device), _one_hot(labels[i : i + batch_size], k, device))  # (b, D)
+            else:
+                x = G(z[i : i + batch_size].to(device))  # (b, D)
             out.append(x.detach().to("cpu", torch.float32).reshape(x.shape[0], -1).numpy())
     return np.concatenate(out), z.numpy()
 
@@ -199,6 +216,7 @@ def _classifier_metrics(samples, data, device, use_cache) -> dict:
 
 
 def _figures(G, config, samples, data, report, out_dir, seed, interpolation, device, n_threads, figure1=True) -> dict:
+    from . import conditional as C
     from . import figures as F
 
     shape = tuple(config["image_shape"])
@@ -214,9 +232,20 @@ def _figures(G, config, samples, data, report, out_dir, seed, interpolation, dev
     )
     z0, _ = _z_pairs(config, seed + 1)
     z1, _ = _z_pairs(config, seed + 2)
+    k = C.n_classes_of(G)
     made["figure3"] = F.figure3(
-        G, z0, z1, shape, out_dir / "figure3_interpolation.png", method=interpolation, device=device
+        C.CycledLabels(G, k, every=10) if k else G,  # conditional: row i of the figure is class i mod K
+        z0,
+        z1,
+        shape,
+        out_dir / "figure3_interpolation.png",
+        method=interpolation,
+        device=device,
     )
+    if k:  # Mirza & Osindero's Figure 2: one row per class, the same noise down each column
+        made["class_rows"] = C.class_rows_figure(
+            G, config["noise_dim"], config["noise_prior"], shape, out_dir / "conditional_class_rows.png", seed=seed
+        )
     if "memorization" in report:
         d_gen, d_test = report["memorization"]["_distances"]
         made["nn_histogram"] = F.distance_histograms(d_gen, d_test, out_dir / "nn_distances.png")
@@ -285,11 +314,16 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
     for key in ("train", "valid", "test"):
         if key not in data:
             raise ValueError(f"data must map 'train', 'valid' and 'test' to arrays; {key!r} is missing")
-    samples = z = error = None
+    samples = z = error = labels = None
+    n_classes = int(getattr(G, "n_classes", 0) or 0)
+    if n_classes:  # Mirza & Osindero (2014) §4.1: n/K samples of every class for the Parzen window
+        from .conditional import balanced_labels
+
+        labels = balanced_labels(n_samples, n_classes)
     if dist.is_main:  # one draw, sent to every rank: the same centers everywhere, whatever the devices
         try:
             samples, z = draw_samples(
-                G, n_samples, config["noise_dim"], config["noise_prior"], seed=seed, device=device
+                G, n_samples, config["noise_dim"], config["noise_prior"], seed=seed, device=device, labels=labels
             )
         except ValueError as exc:
             error = exc
@@ -309,6 +343,7 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
                 seed=np.int64(seed),
                 noise_prior=np.str_(config["noise_prior"]),
                 dataset=np.str_(dataset),
+                **({} if labels is None else {"labels": labels}),
             )
     t = tick("sampling", t)
 
@@ -378,6 +413,22 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
             + [f"reference row {k}: {w}" for k, r in refs.items() for w in r.warnings],
         }
     )
+    if n_classes:
+        report["conditional"] = {
+            "n_classes": n_classes,
+            "sample_labels": (
+                f"balanced: {n_samples // n_classes}"
+                + ("" if n_samples % n_classes == 0 else f" or {n_samples // n_classes + 1}")
+                + " samples per class (Mirza & Osindero 2014, §4.1: 1000 samples from each of the 10 classes)"
+            ),
+            "paper_mnist_parzen": {"conditional adversarial nets": [132, 1.8], "adversarial nets": [225, 2]},
+        }
+        if opts.classifier and dataset == "mnist" and dist.is_main and samples.shape[1] == 784:
+            from .classifier import predict_labels
+            from .conditional import conditional_accuracy
+
+            # The share of the samples generated for class c that the bundled classifier calls c.
+            report["conditional"]["accuracy"] = conditional_accuracy(samples, labels, predict_labels)
     report["headline"] = headline(dataset, parzen)
     if dist.is_main:
         write_report(report, out_dir)

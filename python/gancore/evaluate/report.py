@@ -137,6 +137,22 @@ def render_markdown(rep: dict) -> str:
         out.append("**The best σ lies on the edge of the grid**: the optimum may lie outside it.")
     out.append("")
 
+    cond = rep.get("conditional")
+    if cond:  # a conditional G(z | y): how its Parzen samples were drawn, and the published row
+        paper = cond["paper_mnist_parzen"]["conditional adversarial nets"]
+        out += ["## Conditional net p(x | y)", "", f"Samples for Table 1: {cond['sample_labels']}."]
+        if ds == "mnist":
+            out.append(f"Mirza & Osindero (2014), Table 1: conditional adversarial nets {paper[0]} ± {paper[1]}.")
+        acc = cond.get("accuracy")
+        if acc:
+            per = ", ".join(f"{c}: {v:.2f}" for c, v in acc["per_class"].items())
+            out += [
+                "",
+                f"**Conditional accuracy** (samples for class c that the bundled classifier calls c): "
+                f"{acc['accuracy']:.3f} over {acc['n']} samples; per class {per}.",
+            ]
+        out.append("")
+
     mem = rep.get("memorization")
     if mem:
         dc = mem["data_copying"]
@@ -198,6 +214,7 @@ def render_markdown(rep: dict) -> str:
             "(each row: one pair)",
             "nn_histogram": "Nearest-training-image distances: generated vs held-out test",
             "sigma_curve": "σ selection curves",
+            "class_rows": "Conditional samples: one row per class (0 at the top), the same z down each column",
             "figure1": "Figure 1 on real 1-D data: p_data (black dots), p_g (green), D (blue dashes), "
             "D* = p_data/(p_data + p_g) (grey), during training of a small 1-D GAN",
         }

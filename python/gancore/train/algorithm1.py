@@ -69,12 +69,15 @@ class MinibatchStream:
     """Minibatches drawn by index from one on-device tensor, reshuffled every epoch (without
     replacement, like pylearn2's ``shuffled_sequential``). Its state is (permutation, position)."""
 
-    def __init__(self, data: torch.Tensor, batch_size: int, generator: torch.Generator, rows=None):
+    def __init__(self, data: torch.Tensor, batch_size: int, generator: torch.Generator, rows=None, labels=None):
         # rows=(lo, hi): this process's rows of each global minibatch (data parallel); all by default.
-        self.data, self.batch_size, self.generator = data, batch_size, generator
+        # labels (N, K) one-hot, for a conditional net: every take() also sets ``last_labels`` to the
+        # labels of the rows it returned (the same permutation, so resume stays bit for bit).
+        self.data, self.batch_size, self.generator, self.labels = data, batch_size, generator, labels
         self.lo, self.hi = rows if rows is not None else (0, batch_size)
         self.perm = torch.arange(data.shape[0])
         self.pos = 0
+        self.last_labels: torch.Tensor | None = None
 
     def new_epoch(self) -> None:
         # The permutation is drawn on the CPU so it is the same on every device.
@@ -89,6 +92,8 @@ class MinibatchStream:
     def take(self) -> torch.Tensor:
         idx = self._perm_dev[self.pos + self.lo : self.pos + self.hi]
         self.pos += self.batch_size
+        if self.labels is not None:
+            self.last_labels = self.labels.index_select(0, idx)  # (m, K) one-hot y of those rows
         return self.data.index_select(0, idx)  # (m, D), or this process's (m/W, D)
 
 
@@ -138,6 +143,18 @@ class Game:
         # The modules whose backward passes must reach the other ranks: the players, or their DDP wrappers.
         self.sync_gen, self.sync_disc, self.ddp = gen, disc, False
 
+    # Conditional nets (Mirza & Osindero 2014): y is the one-hot label of the last real minibatch taken;
+    # G's fakes get those labels too (the empirical class distribution), so D sees real and fake
+    # examples of the same classes and no extra random numbers are drawn.
+    def take(self) -> torch.Tensor:
+        return self.stream.take()
+
+    def G(self, net, z: torch.Tensor) -> torch.Tensor:
+        return net(z) if self.stream.labels is None else net(z, self.stream.last_labels)
+
+    def D(self, net, x: torch.Tensor) -> torch.Tensor:
+        return net(x) if self.stream.labels is None else net(x, self.stream.last_labels)
+
     def attach_ddp(self, gen_ddp, disc_ddp) -> None:
         """Route the gradient-carrying forward passes through the players' DDP wrappers."""
         self.sync_gen, self.sync_disc, self.ddp = gen_ddp, disc_ddp, True
@@ -172,7 +189,7 @@ class Game:
         # dropout mask either way, G's backward then only traverses the fake half, and batch norm
         # (DCGAN) keeps real and fake statistics apart as in the DCGAN reference code.
         with self.autocast():
-            real_logits, fake_logits = self.sync_disc(x), self.sync_disc(fake)  # (m,), (m,)
+            real_logits, fake_logits = self.D(self.sync_disc, x), self.D(self.sync_disc, fake)  # (m,), (m,)
         return real_logits.float(), fake_logits.float()
 
     def d_features_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,9 +225,9 @@ class Game:
 
     def simultaneous_step(self, lr: float, momentum: float) -> torch.Tensor:
         """The 2014 code's update: both players step on gradients from one shared minibatch."""
-        x = self.stream.take()  # (m, D)
+        x = self.take()  # (m, D)
         with self.autocast():
-            fake = self.sync_gen(self.noise())  # (m, D)
+            fake = self.G(self.sync_gen, self.noise())  # (m, D)
         if self.cfg.g_loss == "feature_matching":
             # f(x) and f(G(z)) from the very passes that give D its logits: E_x f(x) from this real batch.
             real_features, real_logits = self.d_features_logits(x)
@@ -236,9 +253,9 @@ class Game:
         loss_d_sum = real_mean = None
         # ---- (1) for k steps: update D by ascending  1/m Σ [log D(x) + log(1 − D(G(z)))] ----
         for _ in range(self.cfg.k):
-            x = self.stream.take()  # fresh data minibatch (m, D); the last one also feeds an unroll
+            x = self.take()  # fresh data minibatch (m, D); the last one also feeds an unroll
             with torch.no_grad(), self.autocast():  # G is not updated here: no graph through it
-                fake = self.gen(self.noise())  # fresh noise -> (m, D)
+                fake = self.G(self.gen, self.noise())  # fresh noise -> (m, D)
             real_logits, fake_logits = self.d_logits(x, fake)
             loss_d = self.d_loss(real_logits, fake_logits)
             grads_d = self.grads(loss_d, self.d_params)
@@ -250,7 +267,7 @@ class Game:
             real_mean = d_real if real_mean is None else real_mean + d_real
         # ---- (2) update G by descending  1/m Σ log(1 − D(G(z)))  (or the chosen G loss) ----------
         if self.cfg.g_loss == "feature_matching":
-            x = self.stream.take()  # a fresh data minibatch (m, D) for E_x f(x)
+            x = self.take()  # a fresh data minibatch (m, D) for E_x f(x)
             with self.autocast():
                 with torch.no_grad():  # the target: no graph through the real batch
                     real_features = self.disc.features(x)  # (m, A)
@@ -268,7 +285,8 @@ class Game:
             with self.autocast():
                 # fresh noise; D keeps its dropout (as in the 2014 AdversaryCost2). Plain D: it is only
                 # differentiated through.
-                fake_logits = self.disc(self.sync_gen(self.noise())).float()
+                # (conditional: the labels of the last D step's real minibatch)
+                fake_logits = self.D(self.disc, self.G(self.sync_gen, self.noise())).float()
             loss_g = generator_loss(fake_logits, self.cfg.g_loss)
         grads_g = self.grads(loss_g, self.g_params)
         self.opt_g.step(grads_g, lr, momentum)

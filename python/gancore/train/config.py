@@ -14,6 +14,7 @@ A preset is a complete recipe; command-line flags override single fields (``--lr
                     unlabelled rows, 50 epochs
 ``dcgan``           tutorial §3.3 (Radford et al. 2015): transposed-conv G, strided-conv D, batch norm, Adam
                     lr 2e-4, β1 0.5, non-saturating G loss, alternating updates; for MNIST or CIFAR-10
+``mnist_cgan_2014`` the conditional net of Mirza & Osindero (2014) §4.1 (see :func:`_mnist_cgan_2014`)
 =================== ===================================================================================
 
 Known differences from the YAMLs, all forced by the project's [0, 1] pixel contract or by missing
@@ -35,12 +36,13 @@ from ..data import IMAGE_SHAPES
 
 UPDATES = ("simultaneous", "alternating")
 G_LOSSES = ("nonsaturating", "minimax", "maxlikelihood", "feature_matching")  # = losses.G_LOSSES (no torch here)
-PRIORS = ("uniform", "gaussian")
-ARCHS = ("mlp", "dcgan")
+PRIORS = ("uniform", "gaussian", "hypercube")
+ARCHS = ("mlp", "dcgan", "cgan_2014")
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
+N_CLASSES = {"mnist": 10, "fashion-mnist": 10, "cifar10": 10}  # the datasets whose labels gancore.data loads
 
 
 @dataclass
@@ -78,13 +80,26 @@ class TrainConfig:
         100, group="run", type=int, help="minibatch size m (2014: 100); under torchrun the global one, m/W per process"
     )
     # -- model -------------------------------------------------------------------------------------
-    arch: str = knob("mlp", group="model", choices=ARCHS, help="mlp (the paper's) or dcgan")
+    arch: str = knob(
+        "mlp",
+        group="model",
+        choices=ARCHS,
+        help="mlp (the paper's), dcgan, or cgan_2014 (Mirza & Osindero's branched conditional MLPs)",
+    )
     noise_dim: int = knob(100, group="model", type=int, help="dimension of z (2014: 100)")
     noise_prior: str = knob(
         "uniform",
         group="model",
         choices=PRIORS,
-        help="uniform = U(-sqrt3, sqrt3) (zero mean, unit variance) as the 2014 MNIST code; gaussian = N(0, I)",
+        help="uniform = U(-sqrt3, sqrt3) (zero mean, unit variance) as the 2014 MNIST code; gaussian = N(0, I); "
+        "hypercube = U(0, 1), the unit hypercube of Mirza & Osindero (2014)",
+    )
+    conditional: bool = knob(
+        False,
+        group="model",
+        boolean=True,
+        help="conditional adversarial net p(x | y) (paper §7 item 1; Mirza & Osindero 2014): the one-hot class "
+        "label is fed to G and D (mnist, fashion-mnist, cifar10; arch mlp, dcgan, cgan_2014)",
     )
     g_hidden: list[int] = knob(
         group="model",
@@ -110,6 +125,13 @@ class TrainConfig:
         boolean=True,
         help="init G's output bias to logit(mean training pixel), as pylearn2's "
         "init_sigmoid_bias_from_marginals (2014: yes)",
+    )
+    g_hidden_keep: float = knob(
+        1.0,
+        group="model",
+        type=float,
+        help="dropout keep-probability of the inputs of G's joined layers, --arch cgan_2014 only (mnist_cgan_2014: "
+        "0.5; default 1 = none)",
     )
     d_hidden: list[int] = knob(
         group="model",
@@ -285,11 +307,51 @@ def _dcgan() -> dict:
     )
 
 
+def _mnist_cgan_2014() -> dict:
+    """Mirza & Osindero (2014), "Conditional Generative Adversarial Nets", arXiv 1411.1784, §4.1
+    ("Unimodal"), with where each value comes from:
+
+    * z: "dimensionality 100 ... drawn from a uniform distribution within the unit hypercube" → 100-d
+      U(0, 1) (``noise_prior="hypercube"``);
+    * G: z → ReLU 200 and y → ReLU 1000, "both being mapped to second, combined hidden ReLu layer of
+      dimensionality 1200", then "a final sigmoid unit layer" of 784 (``g_hidden=[1200]``; the branch
+      sizes are fixed in :mod:`gancore.train.conditional`);
+    * D: x → maxout 240 units × 5 pieces, y → maxout 50 × 5, "mapped to a joint maxout layer with 240
+      units and 4 pieces before being fed to the sigmoid layer" (``d_hidden=[240]``, ``d_pieces=4``);
+    * "stochastic gradient decent with mini-batches of size 100 and initial learning rate of 0.1 which
+      was exponentially decreased down to .000001 with decay factor of 1.00004" (``lr_decay=1.00004``:
+      ten times the 2014 ``mnist.yaml``'s 1.000004; the floor is reached after ~288,000 steps);
+    * "momentum ... with initial value of .5 which was increased up to 0.7" (the epochs of the ramp are
+      not given: the 2014 ``mnist.yaml``'s epochs 1–250 are kept);
+    * "Dropout with probability of 0.5 was applied to both the generator and discriminator" (where is
+      not said: keep 0.5 on the inputs of the joined and output layers of both nets,
+      ``g_hidden_keep=d_hidden_keep=0.5``; D's input pixels keep the 2014 code's 0.8);
+    * "best estimate of log-likelihood on the validation set was used as stopping point" (no epoch
+      count is given; 5 epochs by default, as the other presets).
+
+    Not stated in the paper, kept from the 2014 ``mnist.yaml`` (the adversarial code their experiment
+    was written in): weight ranges U(±0.05) for G and U(±0.005) for D, G's output bias from the pixel
+    marginals, the non-saturating G loss, J_D halved and simultaneous updates.
+    """
+    return dict(
+        arch="cgan_2014",
+        conditional=True,
+        noise_prior="hypercube",
+        g_hidden=[1200],
+        g_hidden_keep=0.5,
+        d_hidden=[240],
+        d_pieces=4,
+        d_hidden_keep=0.5,
+        lr_decay=1.00004,
+    )
+
+
 PRESETS = {
     "mnist_2014": _mnist_2014(),
     "cifar10_fc_2014": _cifar10_fc_2014(),
     "tfd_2014": _tfd_2014(),
     "dcgan": _dcgan(),
+    "mnist_cgan_2014": _mnist_cgan_2014(),
 }
 
 
@@ -369,7 +431,7 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("g_init_range", "d_init_range"):
         need(getattr(cfg, name) > 0, f"{name} must be > 0; got {getattr(cfg, name)}")
     need(cfg.d_pieces >= 1, f"d_pieces must be >= 1; got {cfg.d_pieces}")
-    for name in ("d_input_keep", "d_hidden_keep"):
+    for name in ("d_input_keep", "d_hidden_keep", "g_hidden_keep"):
         need(0.0 < getattr(cfg, name) <= 1.0, f"{name} must be in (0, 1]; got {getattr(cfg, name)}")
     need(0.0 <= cfg.label_smoothing < 1.0, f"label_smoothing must be in [0, 1); got {cfg.label_smoothing}")
     need(cfg.lr > 0, f"lr must be > 0; got {cfg.lr}")
@@ -400,8 +462,36 @@ def validate(cfg: TrainConfig) -> None:
         not cfg.unroll or not cfg.max_col_norm,
         "unroll cannot be combined with max_col_norm (the unrolled D steps do not apply the projection)",
     )
+    _validate_conditional(cfg, need)
     if cfg.arch == "dcgan":
         need(
             cfg.dataset in ("mnist", "fashion-mnist", "cifar10"),
             f"the dcgan preset supports mnist, fashion-mnist and cifar10; got {cfg.dataset}",
         )
+
+
+def _validate_conditional(cfg: TrainConfig, need) -> None:
+    """The conditional options (Mirza & Osindero 2014): labels must exist, the nets must take them."""
+    if cfg.conditional:
+        need(
+            cfg.dataset in N_CLASSES,
+            f"--conditional needs class labels: use --dataset {', '.join(N_CLASSES)}; got {cfg.dataset}",
+        )
+        need(
+            cfg.g_loss != "feature_matching",
+            "--conditional does not support --g-loss feature_matching (its features would need the labels too)",
+        )
+        need(not cfg.unroll, "--conditional does not support --unroll (the unrolled D steps do not see the labels)")
+        need(
+            not cfg.virtual_batch_norm,
+            "--conditional does not support --virtual-batch-norm (its reference batch has no labels)",
+        )
+    need(cfg.arch != "cgan_2014" or cfg.conditional, "--arch cgan_2014 is a conditional net: add --conditional")
+    need(
+        cfg.arch != "cgan_2014" or cfg.minibatch_features == 0,
+        "--arch cgan_2014 does not support --minibatch-features",
+    )
+    need(
+        cfg.g_hidden_keep == 1.0 or cfg.arch == "cgan_2014",
+        f"--g-hidden-keep applies to --arch cgan_2014 only; got {cfg.g_hidden_keep} with --arch {cfg.arch}",
+    )

@@ -29,6 +29,11 @@ presets:
   tfd_2014         tfd_pretrain/pretrain.yaml: G 100-8000-8000-2304 (ReLU, sigmoid), Gaussian z,
                    D maxout 1200x5 x2, max column norm 1.9365, lr 0.05, TFD unlabelled rows, 50 epochs
   dcgan            conv G/D with batch norm, Adam lr 2e-4 beta1 0.5 (use --dataset mnist or cifar10)
+  mnist_cgan_2014  Mirza & Osindero (2014) 4.1, conditional: G z->200, y->1000 (ReLU), joined 1200 -> 784;
+                   D maxout x 240x5, y 50x5, joined 240x4; U(0,1) z, lr 0.1 / 1.00004 per step, dropout 0.5
+
+conditional nets (--conditional; paper 7 item 1): the one-hot label is fed to G and D (mnist,
+fashion-mnist, cifar10; --arch mlp, dcgan or cgan_2014); the sample grid's rows are the classes
 
 update schemes:
   simultaneous     what the 2014 code ran (the *_2014 presets): D and G step together on gradients

@@ -36,13 +36,15 @@ SQRT3 = math.sqrt(3.0)
 
 def sample_noise(n: int, noise_dim: int, prior: str, *, generator=None, device="cpu") -> torch.Tensor:
     """Draw ``n`` noise vectors from p_z: ``uniform`` is U(−√3, √3) (zero mean, unit variance, as the
-    2014 code), ``gaussian`` is N(0, I)."""
+    2014 code), ``gaussian`` is N(0, I), ``hypercube`` is U(0, 1) (Mirza & Osindero 2014, §4.1)."""
     if prior == "uniform":
         u = torch.rand(n, noise_dim, generator=generator, device=device)
         return u.mul_(2.0 * SQRT3).sub_(SQRT3)  # [0,1) -> [-sqrt3, sqrt3)
     if prior == "gaussian":
         return torch.randn(n, noise_dim, generator=generator, device=device)
-    raise ValueError(f"unknown noise prior {prior!r}; expected 'uniform' or 'gaussian'")
+    if prior == "hypercube":
+        return torch.rand(n, noise_dim, generator=generator, device=device)
+    raise ValueError(f"unknown noise prior {prior!r}; expected 'uniform', 'gaussian' or 'hypercube'")
 
 
 def dropout(x: torch.Tensor, keep: float, generator=None, shard: tuple[int, int] | None = None) -> torch.Tensor:
@@ -367,6 +369,10 @@ def init_dcgan_(module: nn.Module, generator: torch.Generator) -> None:
 
 def build_generator(cfg) -> nn.Module:
     """The generator a config describes, *uninitialized* (see :func:`build_models` for the init)."""
+    if getattr(cfg, "conditional", False):
+        from .conditional import build_conditional_generator  # G(z, y): Mirza & Osindero (2014)
+
+        return build_conditional_generator(cfg)
     shape = list(cfg.image_shape)
     if cfg.arch == "dcgan":
         ref = cfg.batch_size if getattr(cfg, "virtual_batch_norm", False) else 0
@@ -375,6 +381,10 @@ def build_generator(cfg) -> nn.Module:
 
 
 def build_discriminator(cfg) -> nn.Module:
+    if getattr(cfg, "conditional", False):
+        from .conditional import build_conditional_discriminator  # D(x, y)
+
+        return build_conditional_discriminator(cfg)
     shape = list(cfg.image_shape)
     mbd = dict(minibatch_features=cfg.minibatch_features, minibatch_kernel_dim=cfg.minibatch_kernel_dim)
     if cfg.arch == "dcgan":

@@ -70,13 +70,17 @@ class Trainer:
         self.disc.to(device).train()
         self.rng = torch.Generator(device=device).manual_seed(cfg.seed + 1)
         self.perm_rng = torch.Generator().manual_seed(cfg.seed + 2)
-        if hasattr(self.disc, "generator"):
-            self.disc.generator = self.rng  # dropout masks come from the run's generator
-        if hasattr(self.disc, "shard"):
-            self.disc.shard = dist.shard  # global masks, this rank's rows
+        for net in (self.disc, self.gen):  # D's dropout, and G's where it has some (cgan_2014)
+            if hasattr(net, "generator"):
+                net.generator = self.rng  # dropout masks come from the run's generator
+            if hasattr(net, "shard"):
+                net.shard = dist.shard  # global masks, this rank's rows
         self.opt_g = make_optimizer(cfg, self.gen.parameters())
         self.opt_d = make_optimizer(cfg, self.disc.parameters())
-        self.stream = MinibatchStream(self.data, cfg.batch_size, self.perm_rng, rows=dist.rows(cfg.batch_size))
+        labels = self._training_labels(train.shape[0]) if cfg.conditional else None  # (N, K) one-hot or None
+        self.stream = MinibatchStream(
+            self.data, cfg.batch_size, self.perm_rng, rows=dist.rows(cfg.batch_size), labels=labels
+        )
         self.game = Game(cfg, self.gen, self.disc, self.opt_g, self.opt_d, self.stream, self.rng, shard=dist.shard)
         per_step = cfg.batch_size * data_batches_per_step(cfg)
         self.steps_per_epoch = self.data.shape[0] // per_step
@@ -91,6 +95,15 @@ class Trainer:
         self.fixed_noise = sample_noise(
             cfg.sample_rows * cfg.sample_cols, cfg.noise_dim, cfg.noise_prior, generator=fixed
         ).to(device)
+        # Conditional: row r of the sample grid is class r mod K and the noise is the same down each
+        # column, so a column holds one "style" through the classes (Mirza & Osindero 2014, Figure 2).
+        self.fixed_labels = None
+        if cfg.conditional:
+            from .conditional import N_CLASSES, one_hot
+
+            rows = torch.arange(cfg.sample_rows).repeat_interleave(cfg.sample_cols) % N_CLASSES[cfg.dataset]
+            self.fixed_labels = one_hot(rows, N_CLASSES[cfg.dataset]).to(device)  # (rows*cols, K)
+            self.fixed_noise = self.fixed_noise[: cfg.sample_cols].repeat(cfg.sample_rows, 1)
         self.step = 0
         self.saved_step = -1
         self._stop_signal: int | None = None
@@ -104,6 +117,20 @@ class Trainer:
             g = torch.Generator().manual_seed(cfg.seed)
             return torch.rand(n, math.prod(cfg.image_shape), generator=g).numpy()
         return load_split(cfg.dataset, cfg.train_split, data_dir=cfg.data_dir)
+
+    def _training_labels(self, n: int) -> torch.Tensor:
+        """One-hot labels (N, K) row for row with the training data (dry run: synthetic labels)."""
+        from ..data import load_labels
+        from .conditional import N_CLASSES, one_hot
+
+        k = N_CLASSES[self.cfg.dataset]
+        if self.cfg.dry_run:
+            y = torch.randint(0, k, (n,), generator=torch.Generator().manual_seed(self.cfg.seed + 4))
+        else:
+            y = torch.from_numpy(load_labels(self.cfg.dataset, self.cfg.train_split, data_dir=self.cfg.data_dir))
+        if y.shape[0] != n:
+            raise ValueError(f"{self.cfg.dataset} has {y.shape[0]} labels for {n} training images")
+        return one_hot(y, k).to(self.device)
 
     @property
     def epoch(self) -> int:
@@ -211,7 +238,8 @@ class Trainer:
         if not self.dist.is_main:
             return None
         self.gen.eval()
-        x = self.gen(self.fixed_noise).float().cpu().numpy()  # (rows*cols, D) in [0, 1]
+        z = self.fixed_noise
+        x = (self.gen(z) if self.fixed_labels is None else self.gen(z, self.fixed_labels)).float().cpu().numpy()
         self.gen.train()
         return save_grid(
             self.run_dir / "samples" / name, x, self.cfg.image_shape, self.cfg.sample_rows, self.cfg.sample_cols
