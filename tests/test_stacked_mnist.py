@@ -121,3 +121,11 @@ def test_dcgan_trains_on_stacked_mnist_and_is_scored(tmp_path):
     assert sm.main([str(run), "--n", "30"]) == 0
     r = json.loads((run / "stacked_mnist.json").read_text())
     assert r["n"] == 30 and 1 <= r["modes_covered"] <= 30
+
+
+def test_evaluate_pipeline_reports_modes_or_says_why_not(real):
+    from gancore.evaluate import pipeline
+
+    r = pipeline._stacked_mnist_modes(real[0][:20], "cpu")
+    assert r["n"] == 20 and abs(r["modes_covered"] - len(set(real[1][:20]))) <= 2  # the classifier errs on ~2 %
+    assert "skipped" in pipeline._stacked_mnist_modes(np.zeros((5, 784), np.float32), "cpu")
