@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from gancore.data import load_labels, load_split
@@ -76,7 +76,6 @@ def test_one_repeated_image_is_one_mode_with_kl_log_1000(real):
     assert r["kl_to_uniform"] == pytest.approx(math.log(1000), abs=1e-12)
 
 
-@settings(max_examples=50, deadline=None)
 @given(st.lists(st.integers(0, 999), min_size=1, max_size=300))
 def test_summary_counts_distinct_modes_and_bounds_kl(modes):
     r = sm.summarize_modes(np.array(modes))
