@@ -49,6 +49,7 @@ def test_bundled_mnist_has_the_papers_splits():
         "fashion-mnist": (1, 28, 28),
         "cifar10": (3, 32, 32),
         "tfd": (1, 48, 48),
+        "stacked-mnist": (3, 28, 28),
     }
 
 

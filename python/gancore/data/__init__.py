@@ -7,6 +7,7 @@
 * :mod:`.loaders` — the splits, the search path, the bundled MNIST copy, checksum verification;
 * :mod:`.formats` — decoders of the raw formats (IDX, CIFAR-10 binary, TFD ``.mat``);
 * :mod:`.download` — verified, atomic downloads of the public datasets;
+* :mod:`.stacked` — Stacked MNIST (three MNIST digits as R, G, B; 1,000 modes), built from the bundled MNIST;
 * ``bundled/`` — MNIST shipped inside the package, with its SHA-256 sums.
 
 Needs NumPy only.

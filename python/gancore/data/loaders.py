@@ -6,6 +6,7 @@
     load_split("tfd", "train", fold=0)    # TFD 48x48, rows whose fold code is 1 in fold 0
     load_split("tfd", "unlabeled")        # TFD's unlabelled rows (code 0), what the 2014 code trained on
     load_labels("mnist", "train")         # (50000,) int64 class of each row of load_split("mnist", "train")
+    load_split("stacked-mnist", "train")  # (50000, 2352): three MNIST digits as R, G, B (see .stacked)
 
 Where the files are looked for, in order: ``data_dir``, ``$GANCORE_DATA_DIR``, the per-user cache
 (``$XDG_CACHE_HOME/gancore/datasets`` or ``~/.cache/gancore/datasets``), and for MNIST the copy that
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..common.cache import cache_root
-from . import download, formats
+from . import download, formats, stacked
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
     "fashion-mnist": (1, 28, 28),
     "cifar10": (3, 32, 32),
     "tfd": (1, 48, 48),
+    "stacked-mnist": (3, 28, 28),
 }
 DATASETS = tuple(IMAGE_SHAPES)
 SPLITS = ("train", "valid", "test")
@@ -83,6 +85,8 @@ def load_split(dataset: str, split: str, *, data_dir=None, fold: int = 0) -> np.
         images, folds = _load_tfd(roots)
         code = {"unlabeled": 0, "train": 1, "valid": 2, "test": 3}[split]
         return images[folds[:, fold] == code].astype(np.float32) / np.float32(255.0)
+    if dataset == "stacked-mnist":
+        return _stacked(split, roots)[0].astype(np.float32) / np.float32(255.0)
     train, test = _load_images(dataset, roots)
     cut = _TRAIN_VALID[dataset]
     part = {"train": train[:cut], "valid": train[cut:], "test": test}[split]
@@ -101,6 +105,8 @@ def load_labels(dataset: str, split: str, *, data_dir=None) -> np.ndarray:
     _check_names(dataset, split, 0)
     if dataset == "tfd":
         raise ValueError("labels are not loaded for TFD; use mnist, fashion-mnist or cifar10")
+    if dataset == "stacked-mnist":  # the mode 100·d_R + 10·d_G + d_B of each row
+        return _stacked(split, tuple(str(r) for r in search_roots(data_dir)))[1].copy()
     train, test = _load_labels(dataset, tuple(str(r) for r in search_roots(data_dir)))
     cut = _TRAIN_VALID[dataset]
     part = {"train": train[:cut], "valid": train[cut:], "test": test}[split]
@@ -200,6 +206,17 @@ def _load_labels(dataset: str, roots: tuple[str, ...]) -> tuple[np.ndarray, np.n
     train.flags.writeable = False
     test.flags.writeable = False
     return train, test
+
+
+@functools.lru_cache(maxsize=1)
+def _stacked(split: str, roots: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked MNIST ``split`` as uint8 images and int64 modes, built from the same split of MNIST."""
+    cut = _TRAIN_VALID["mnist"]
+    (train, test), (train_y, test_y) = _load_images("mnist", roots), _load_labels("mnist", roots)
+    base = {"train": (train[:cut], train_y[:cut]), "valid": (train[cut:], train_y[cut:]), "test": (test, test_y)}
+    x, y = stacked.stack(*base[split], split)
+    x.flags.writeable = False
+    return x, y
 
 
 def _idx_member(dataset: str, member: str, roots: tuple[str, ...]) -> bytes:

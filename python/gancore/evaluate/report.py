@@ -20,7 +20,13 @@ from .table1 import PAPER_TABLE1, ParzenResult
 __all__ = ["headline", "render_markdown", "write_report"]
 
 _PAPER_COLUMN = {"mnist": "mnist", "tfd": "tfd"}
-_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "tfd": "TFD"}
+_NAMES = {
+    "mnist": "MNIST",
+    "fashion-mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "tfd": "TFD",
+    "stacked-mnist": "Stacked MNIST",
+}
 
 
 def headline(dataset: str, parzen: ParzenResult) -> str:
@@ -203,6 +209,10 @@ def render_markdown(rep: dict) -> str:
         from .class_metrics import markdown_section
 
         out += markdown_section(rep["classifier"])
+    if rep.get("stacked_mnist"):
+        from .stacked_mnist import markdown_section as stacked_section
+
+        out += stacked_section(rep["stacked_mnist"])
 
     figs = rep.get("figures") or {}
     if figs:

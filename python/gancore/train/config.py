@@ -465,8 +465,8 @@ def validate(cfg: TrainConfig) -> None:
     _validate_conditional(cfg, need)
     if cfg.arch == "dcgan":
         need(
-            cfg.dataset in ("mnist", "fashion-mnist", "cifar10"),
-            f"the dcgan preset supports mnist, fashion-mnist and cifar10; got {cfg.dataset}",
+            cfg.dataset in ("mnist", "fashion-mnist", "cifar10", "stacked-mnist"),
+            f"the dcgan preset supports mnist, fashion-mnist, cifar10 and stacked-mnist; got {cfg.dataset}",
         )
 
 
