@@ -135,6 +135,7 @@ def test_alternating_updates_under_ddp_match_one_process(tmp_path):
         np.testing.assert_allclose(two[k], one[k], rtol=RTOL, atol=ATOL, err_msg=k)
 
 
+@pytest.mark.slow  # ~25 s of torchrun start-ups; .ci/run runs it with -m slow
 def test_killed_rank_stops_the_run_and_resume_continues_bit_for_bit(runs, tmp_path):
     run = tmp_path / "killed"
     t0 = time.monotonic()
@@ -161,6 +162,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # waits out a --dist-timeout; .ci/run runs it with -m slow
 def test_a_hung_rank_makes_the_others_fail_after_the_timeout(tmp_path):
     """A peer that stops answering without closing its sockets (SIGSTOP) is only caught by the timeout."""
     env = dict(

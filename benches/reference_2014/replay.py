@@ -84,7 +84,10 @@ def build_players(export: dict, prefix: str = "init"):
 
 
 class ExportedStream:
-    """The minibatches the authors' run drew, by training-row index, in its order."""
+    """The minibatches the authors' run drew, by training-row index, in its order (unconditional:
+    no labels, as :class:`gancore.train.algorithm1.MinibatchStream` without ``labels``)."""
+
+    labels = last_labels = None
 
     def __init__(self, train: torch.Tensor, batches: np.ndarray):
         self.data, self.batches, self.t = train, torch.from_numpy(batches), 0

@@ -51,6 +51,7 @@ def _latest_is_readable(run_dir, cfg) -> str:
     return ckpt.name
 
 
+@pytest.mark.slow  # ~90 s: kills a training subprocess at random points; .ci/run runs it with -m slow
 def test_random_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path, record):
     ref, run = tmp_path / "ref", tmp_path / "killed"
     t0 = time.perf_counter()

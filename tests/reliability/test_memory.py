@@ -61,6 +61,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # ~65 s: a 50,000 x 50,000 evaluation; .ci/run runs it with -m slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc/self/status (Linux)")
 def test_50k_by_50k_parzen_and_knn_stay_within_the_memory_budget(record):
     out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=900)
