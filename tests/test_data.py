@@ -25,10 +25,10 @@ def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("GANCORE_DATA_DIR", raising=False)
     monkeypatch.delenv("GANCORE_DATA_URL", raising=False)
     monkeypatch.setenv("GANCORE_NO_DOWNLOAD", "1")
-    data._load_images.cache_clear()
+    data._load_arrays.cache_clear()
     data._load_tfd.cache_clear()
     yield
-    data._load_images.cache_clear()
+    data._load_arrays.cache_clear()
     data._load_tfd.cache_clear()
 
 
@@ -172,7 +172,7 @@ def test_download_from_a_mirror_verifies_and_caches(tmp_path, monkeypatch, http_
     assert sorted(p.name for p in cached.iterdir()) == ["t10k-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz"]
     # a second load reads the cache: no server needed
     monkeypatch.setenv("GANCORE_DATA_URL", "http://127.0.0.1:9")
-    data._load_images.cache_clear()
+    data._load_arrays.cache_clear()
     assert data.load_split("fashion-mnist", "valid").shape == (10000, 784)
 
 

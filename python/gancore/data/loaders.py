@@ -178,34 +178,32 @@ def verify_bytes(raw: bytes, key: str, source) -> bytes:
 # ---------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)
+def _load_arrays(dataset: str, roots: tuple[str, ...], kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded, verified uint8 (train, test) arrays of ``kind`` "images" or "labels", read-only and
+    cached per process."""
+    if dataset == "cifar10":
+        column = 0 if kind == "images" else 1  # decode_cifar_batch gives (images, labels)
+        members = _cifar_members(roots)
+        train = np.concatenate([formats.decode_cifar_batch(members[m], m)[column] for m in CIFAR_MEMBERS[:5]])
+        test = formats.decode_cifar_batch(members[CIFAR_MEMBERS[5]], CIFAR_MEMBERS[5])[column]
+    else:
+        dims = 3 if kind == "images" else 1
+        train, test = (
+            formats.decode_idx(_idx_member(dataset, name, roots), name)
+            for name in (f"train-{kind}-idx{dims}-ubyte", f"t10k-{kind}-idx{dims}-ubyte")
+        )
+    train.flags.writeable = False
+    test.flags.writeable = False
+    return train, test
+
+
 def _load_images(dataset: str, roots: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Decoded, verified uint8 (train, test) image arrays, read-only and cached per process."""
-    if dataset == "cifar10":
-        members = _cifar_members(roots)
-        train = np.concatenate([formats.decode_cifar_batch(members[m], m)[0] for m in CIFAR_MEMBERS[:5]])
-        test = formats.decode_cifar_batch(members[CIFAR_MEMBERS[5]], CIFAR_MEMBERS[5])[0]
-    else:
-        train = formats.decode_idx(_idx_member(dataset, "train-images-idx3-ubyte", roots), "train-images-idx3-ubyte")
-        test = formats.decode_idx(_idx_member(dataset, "t10k-images-idx3-ubyte", roots), "t10k-images-idx3-ubyte")
-    train.flags.writeable = False
-    test.flags.writeable = False
-    return train, test
+    return _load_arrays(dataset, roots, "images")
 
 
-@functools.lru_cache(maxsize=4)
 def _load_labels(dataset: str, roots: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Decoded, verified uint8 (train, test) label arrays, read-only and cached per process."""
-    if dataset == "cifar10":
-        members = _cifar_members(roots)
-        train = np.concatenate([formats.decode_cifar_batch(members[m], m)[1] for m in CIFAR_MEMBERS[:5]])
-        test = formats.decode_cifar_batch(members[CIFAR_MEMBERS[5]], CIFAR_MEMBERS[5])[1]
-    else:
-        train = formats.decode_idx(_idx_member(dataset, "train-labels-idx1-ubyte", roots), "train-labels-idx1-ubyte")
-        test = formats.decode_idx(_idx_member(dataset, "t10k-labels-idx1-ubyte", roots), "t10k-labels-idx1-ubyte")
-    train.flags.writeable = False
-    test.flags.writeable = False
-    return train, test
+    return _load_arrays(dataset, roots, "labels")
 
 
 @functools.lru_cache(maxsize=1)
