@@ -100,21 +100,15 @@ def markdown_section(r: dict) -> list[str]:
 
 
 def _generator_samples(run_dir, n: int, seed: int) -> tuple[np.ndarray, dict]:
-    import torch
-
     from ..train.checkpoints import load_generator
-    from ..train.models import sample_noise
+    from .pipeline import draw_samples
 
     gen, cfg = load_generator(run_dir)
     if cfg.get("dataset") != "stacked-mnist":
         raise ValueError(f"{run_dir} was trained on {cfg.get('dataset')!r}, not stacked-mnist")
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    with torch.no_grad():
-        for lo in range(0, n, 1000):
-            z = sample_noise(min(1000, n - lo), cfg["noise_dim"], cfg["noise_prior"], generator=g)
-            out.append(gen(z).float().cpu().numpy())
-    return np.concatenate(out), cfg
+    # Batches of 1,000, as the README's figures were drawn (the same z stream as one draw of n).
+    samples, _ = draw_samples(gen, n, cfg["noise_dim"], cfg["noise_prior"], seed=seed, batch_size=1000)
+    return samples, cfg
 
 
 def main(argv=None) -> int:
