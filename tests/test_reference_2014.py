@@ -13,7 +13,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from _train_helpers import ROOT
 
@@ -36,15 +35,7 @@ def _close(theirs, mine, rtol=1e-4, atol=5e-8):
 
 
 def _step0_gradients(export):
-    cfg, gen, disc = replay.build_players(export)
-    stream = replay.ExportedStream(torch.from_numpy(replay.load_split("mnist", "train")), export["batches"])
-    game = replay.algorithm1.Game(
-        cfg, gen, disc, replay.ClassicalMomentum(gen.parameters()), replay.ClassicalMomentum(disc.parameters()), stream,
-        torch.Generator(),
-    )  # fmt: skip
-    noise = torch.from_numpy(export["noise"])
-    game.noise = lambda: noise[stream.t - 1]
-    disc.train()
+    _, game, stream = replay.build_game(export)
     with replay.exported_dropout(export, lambda: stream.t - 1):
         return game, replay._gradients(game, stream, 0, with_losses=True)
 

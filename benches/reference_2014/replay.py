@@ -125,18 +125,10 @@ def exported_dropout(export: dict, step_of, dtype=torch.float32):
         models.dropout = original
 
 
-def replay(
-    export: dict, steps: int | None = None, train: np.ndarray | None = None, dtype=torch.float32, nudge: float = 0.0
-) -> dict:
-    """Run gancore on the export's randomness; return {quantity: ‖gancore − 2014‖ / ‖2014‖} and the
-    losses of both codes.
-
-    ``dtype=torch.float64`` runs gancore in double precision, and ``nudge`` multiplies every initial
-    parameter by (1 + nudge): two controls that show how fast rounding-sized differences grow in this
-    game, so a disagreement after many steps can be told from a difference of semantics.
-    """
-    steps = int(export["losses"].shape[0]) if steps is None else steps
-    cfg, gen, disc = build_players(export)
+def build_game(export: dict, *, prefix: str = "init", train=None, dtype=torch.float32, nudge: float = 0.0):
+    """A :class:`gancore.train.algorithm1.Game` of the export's players (parameters ``prefix``, scaled
+    by 1 + ``nudge``), fed the export's minibatches and noise; returns (cfg, game, stream)."""
+    cfg, gen, disc = build_players(export, prefix=prefix)
     gen.to(dtype), disc.to(dtype)
     if nudge:
         with torch.no_grad():
@@ -148,6 +140,23 @@ def replay(
     game = algorithm1.Game(cfg, gen, disc, opt_g, opt_d, stream, torch.Generator())
     noise = torch.from_numpy(export["noise"]).to(dtype)
     game.noise = lambda: noise[stream.t - 1]  # the step's exported z (take() has already advanced)
+    disc.train()
+    return cfg, game, stream
+
+
+def replay(
+    export: dict, steps: int | None = None, train: np.ndarray | None = None, dtype=torch.float32, nudge: float = 0.0
+) -> dict:
+    """Run gancore on the export's randomness; return {quantity: ‖gancore − 2014‖ / ‖2014‖} and the
+    losses of both codes.
+
+    ``dtype=torch.float64`` runs gancore in double precision, and ``nudge`` multiplies every initial
+    parameter by (1 + nudge): two controls that show how fast rounding-sized differences grow in this
+    game, so a disagreement after many steps can be told from a difference of semantics.
+    """
+    steps = int(export["losses"].shape[0]) if steps is None else steps
+    cfg, game, stream = build_game(export, train=train, dtype=dtype, nudge=nudge)
+    gen, disc = game.gen, game.disc
     names = _pylearn2_names(export)
     keys = ["gen." + k for k in G_KEYS] + ["disc." + k for k in D_KEYS]
     params = dict(zip(keys, list(gen.parameters()) + list(disc.parameters())))
@@ -164,7 +173,6 @@ def replay(
 
     recorded_grads = sorted({int(k.split(".")[1]) for k in export if k.startswith("grad.")})
     recorded_after = sorted({int(k.split(".")[1]) for k in export if k.startswith("after.")})
-    disc.train()
     with exported_dropout(export, lambda: stream.t - 1, dtype):
         for t in range(steps):
             if t in recorded_grads:
@@ -213,15 +221,8 @@ def gradients_at(export: dict, t: int, train: np.ndarray | None = None) -> dict:
     if f"grad.{t}.{_pylearn2_names(export)[0]}" not in export or f"{prefix}.{_pylearn2_names(export)[0]}" not in export:
         recorded = sorted({int(k.split(".")[1]) for k in export if k.startswith("grad.")})
         raise ValueError(f"--at {t}: the export recorded the gradients and parameters of steps {recorded} only")
-    cfg, gen, disc = build_players(export, prefix=prefix)
-    train = load_split("mnist", "train") if train is None else train
-    stream = ExportedStream(torch.from_numpy(np.ascontiguousarray(train)), export["batches"])
+    _, game, stream = build_game(export, prefix=prefix, train=train)
     stream.t = t
-    opt_g, opt_d = ClassicalMomentum(gen.parameters()), ClassicalMomentum(disc.parameters())
-    game = algorithm1.Game(cfg, gen, disc, opt_g, opt_d, stream, torch.Generator())
-    noise = torch.from_numpy(export["noise"])
-    game.noise = lambda: noise[stream.t - 1]
-    disc.train()
     names = _pylearn2_names(export)
     keys = ["gen." + k for k in G_KEYS] + ["disc." + k for k in D_KEYS]
     by_name = dict(zip(names, keys))
