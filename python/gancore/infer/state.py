@@ -1,101 +1,31 @@
-"""Checkpoints of the encoder, laid out and written as training's (:mod:`gancore.train.checkpoints`)::
+"""Checkpoints of the encoder: :mod:`gancore.common.checkpoint_folder` under ``RUN_DIR/inference/checkpoints/``::
 
-    RUN_DIR/inference/checkpoints/
-        LATEST                      name of the newest complete checkpoint, e.g. "step_00001500"
-        step_00001500/
-            encoder.safetensors     E's weights
-            state.safetensors       Adam's buffers and the state of the z generator
-            state.json              step, the inference config, the SHA-256 of both files
-
-Each checkpoint is written into a hidden temporary folder, fsync'ed and renamed, and ``LATEST`` is
-replaced atomically afterwards, so ``kill -9`` at any moment leaves ``LATEST`` naming a complete
-checkpoint. Loading re-hashes both files and compares the configuration field by field.
+    step_00001500/
+        encoder.safetensors     E's weights
+        state.safetensors       Adam's buffers and the state of the z generator
+        state.json              step, the inference config, the SHA-256 of both files
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
-
-from ..common.atomic import fsync_dir, fsync_file, write_atomic
-from ..train.checkpoints import CheckpointError
+from ..common import checkpoint_folder
 
 FORMAT = "gancore-encoder-checkpoint-1"
-FILES = ("encoder.safetensors", "state.safetensors")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+GROUPS = ("encoder", "state")
 
 
 def save(root: Path, step: int, encoder, tensors: dict, config: dict, keep: int = 2) -> Path:
     """Write checkpoint ``step`` under ``root`` atomically; keep the newest ``keep``."""
-    root.mkdir(parents=True, exist_ok=True)
-    name = f"step_{step:08d}"
-    tmp = root / f".tmp-{name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
-        save_file({k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}, str(tmp / FILES[0]))
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / FILES[1]))
-        for f in FILES:
-            fsync_file(tmp / f)
-        meta = {"format": FORMAT, "step": step, "config": config, "files": {f: _sha256(tmp / f) for f in FILES}}
-        write_atomic(tmp / "state.json", json.dumps(meta, indent=1, sort_keys=True).encode())
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written folder taking space
-        raise
-    final = root / name
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    fsync_dir(root)
-    write_atomic(root / "LATEST", name.encode())
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("step_"))
-    for old in names[:-keep]:
-        if old != name:
-            shutil.rmtree(root / old, ignore_errors=True)
-    for stale in root.glob(".tmp-*"):  # left by a process killed mid-save
-        shutil.rmtree(stale, ignore_errors=True)
-    return final
+    groups = {"encoder": encoder.state_dict(), "state": tensors}
+    return checkpoint_folder.save(root, step, groups, config, fmt=FORMAT, keep=keep)
 
 
-def latest(root: Path) -> Path | None:
-    pointer = root / "LATEST"
-    if not pointer.is_file():
-        return None
-    path = root / pointer.read_text().strip()
-    if not path.is_dir():
-        raise CheckpointError(f"{pointer} names {path.name!r}, which is not a checkpoint folder in {root}")
-    return path
+latest = checkpoint_folder.latest
 
 
 def load(path: Path, config: dict, resumable) -> tuple[int, dict, dict]:
-    """Verify and read a checkpoint: (step, E's state, other tensors). ``CheckpointError`` when a file is
-    missing or corrupted, or ``config`` differs from the saved one outside ``resumable``."""
-    try:
-        meta = json.loads((path / "state.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path / 'state.json'} cannot be read ({exc}): the checkpoint is damaged") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unknown encoder checkpoint format {meta.get('format')!r}")
-    for f in FILES:
-        if not (path / f).is_file() or _sha256(path / f) != meta["files"].get(f):
-            raise CheckpointError(f"{path / f} is missing or does not match its SHA-256: the checkpoint is damaged")
-    saved = meta.get("config", {})
-    diff = sorted(k for k in set(saved) | set(config) if k not in resumable and saved.get(k) != config.get(k))
-    if diff:
-        changes = ", ".join(f"{k}: {saved.get(k)!r} -> {config.get(k)!r}" for k in diff)
-        raise CheckpointError(
-            f"{path} was made with other settings ({changes}); pass the same flags, or --restart to start over"
-        )
-    return int(meta["step"]), load_file(str(path / FILES[0])), load_file(str(path / FILES[1]))
+    """Verify and read a checkpoint: (step, E's state, other tensors); see :func:`checkpoint_folder.load`."""
+    step, groups = checkpoint_folder.load(path, config, resumable, fmt=FORMAT, groups=GROUPS)
+    return step, groups["encoder"], groups["state"]

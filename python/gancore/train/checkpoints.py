@@ -33,6 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..common.atomic import fsync_dir, fsync_file, write_atomic
+from ..common.checkpoint_folder import CheckpointError  # one class for every kind of checkpoint
 from . import config as config_mod
 from .models import build_generator
 
@@ -54,10 +55,6 @@ def _test_kill_point(point: str, partial: Path | None = None) -> None:
         with open(partial, "r+b") as f:
             f.truncate(max(1, partial.stat().st_size // 2))
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be trusted: missing, truncated, corrupted or for another config."""
 
 
 def checkpoint_dir(run_dir) -> Path:
