@@ -1,9 +1,9 @@
 """Checkpoints of the encoder: :mod:`gancore.common.checkpoint_folder` under ``RUN_DIR/inference/checkpoints/``::
 
-    step_00001500/
-        encoder.safetensors     E's weights
-        state.safetensors       Adam's buffers and the state of the z generator
-        state.json              step, the inference config, the SHA-256 of both files
+step_00001500/
+    encoder.safetensors     E's weights
+    state.safetensors       Adam's buffers and the state of the z generator
+    state.json              step, the inference config, the SHA-256 of both files
 """
 
 from __future__ import annotations
