@@ -106,3 +106,21 @@ def remove_temporaries(folder) -> list[Path]:
                 entry.unlink()
         removed.append(entry)
     return removed
+
+
+def truncate_jsonl(path, step: int, key: str = "step") -> None:
+    """Drop the lines of a JSON-lines log whose ``key`` is above ``step`` (logged after the checkpoint a
+    resumed run restarts from), and unreadable lines (a line cut by a kill); rewritten atomically."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        return
+    keep = []
+    for ln in path.read_text().splitlines():
+        try:
+            if json.loads(ln)[key] <= step:
+                keep.append(ln)
+        except (ValueError, KeyError, TypeError):
+            continue
+    write_atomic(path, ("\n".join(keep) + "\n" if keep else "").encode())

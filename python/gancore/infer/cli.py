@@ -97,7 +97,7 @@ def main(argv=None) -> int:
 def _run(cfg: InferConfig, run_dir: Path, restart: bool) -> int:
     import torch
 
-    from ..common.atomic import remove_temporaries, write_atomic
+    from ..common.atomic import remove_temporaries, truncate_jsonl, write_atomic
     from ..train.checkpoints import load_generator
     from . import state
     from .encoder import EncoderTraining, build_encoder
@@ -132,7 +132,7 @@ def _run(cfg: InferConfig, run_dir: Path, restart: bool) -> int:
         E.load_state_dict(e_state)
         training.load_state_tensors(tensors, step)
         log.info("resumed %s at step %d of %d", ckpt, step, cfg.steps)
-        _truncate(out / "metrics.jsonl", step)
+        truncate_jsonl(out / "metrics.jsonl", step)
     write_atomic(out / "config.json", (json.dumps({"inference": saved, "run": gcfg}, indent=2) + "\n").encode())
     log.info(
         "encoder for %s | G %s, z %d-d %s | %d steps of %d pairs | device %s",
@@ -265,19 +265,3 @@ def _markdown(rep: dict) -> str:
             "",
         ]
     )
-
-
-def _truncate(path: Path, step: int) -> None:
-    """Drop progress lines logged after the checkpoint a resumed run restarts from."""
-    from ..common.atomic import write_atomic
-
-    if not path.is_file():
-        return
-    keep = []
-    for ln in path.read_text().splitlines():
-        try:
-            if json.loads(ln)["step"] <= step:
-                keep.append(ln)
-        except (ValueError, KeyError, TypeError):
-            continue
-    write_atomic(path, ("\n".join(keep) + "\n" if keep else "").encode())

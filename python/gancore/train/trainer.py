@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..common.atomic import write_atomic
+from ..common.atomic import truncate_jsonl
 from ..common.grid import save_grid
 from ..data import load_split
 from ..distributed.group import SINGLE, Dist, check_batch_size, wrap
@@ -343,7 +343,7 @@ class Trainer:
                 self.dist.world_size,
             )
         if self.dist.is_main:
-            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+            truncate_jsonl(self.run_dir / "metrics.jsonl", self.step)
 
     # ------------------------------------------------------------------------------------------
     def _install_signal_handlers(self):
@@ -385,17 +385,3 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines logged after the checkpoint a resumed run restarts from."""
-    if not path.is_file():
-        return
-    lines = []
-    for ln in path.read_text().splitlines():
-        try:
-            if json.loads(ln)["step"] <= step:
-                lines.append(ln)
-        except (ValueError, KeyError, TypeError):  # a line cut short by kill -9
-            continue
-    write_atomic(path, ("\n".join(lines) + "\n" if lines else "").encode())
