@@ -258,3 +258,31 @@ def test_evaluation_modules_import_lazily():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+class _RepeatsK(torch.nn.Module):
+    """A collapsed G: z's first coordinate picks one of K fixed images, nothing else varies."""
+
+    def __init__(self, k=30, d=16):
+        super().__init__()
+        self.register_buffer("table", torch.rand(k, d, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, z):
+        u = (z[:, 0] + math.sqrt(3)) / (2 * math.sqrt(3))  # U(−√3, √3) → U(0, 1)
+        return self.table[(u * self.table.shape[0]).long().clamp(0, self.table.shape[0] - 1)]
+
+
+def test_birthday_estimate_in_the_report_reads_a_collapsed_g_as_a_support_of_about_k(tmp_path):
+    kw = dict(n_samples=400, references="none", memorization=False, figures=False, birthday=True, threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        collapsed = evaluate_generator(_RepeatsK(k=30), CFG, tmp_path / "c", data=_data(), **kw)
+        spread = evaluate_generator(TinyGenerator.make(), CFG, tmp_path / "s", data=_data(), **kw)
+    b = collapsed["birthday"]
+    assert b["reached"] and 10 <= b["support"] <= 90, b  # uniform on 30 images: N̂ ≈ 30
+    assert b["pool"] == 400 and b["calibration_rows"] == 300
+    assert spread["birthday"]["s_half"] > b["s_half"]  # a continuous G repeats itself far later, if at all
+    assert "Birthday-paradox support estimate" in (tmp_path / "c" / "report.md").read_text()
+    assert json.loads((tmp_path / "c" / "report.json").read_text())["birthday"]["s_half"] == b["s_half"]
+    off = evaluate_generator(TinyGenerator.make(), CFG, tmp_path / "o", data=_data(), **{**kw, "birthday": False})
+    assert "birthday" not in off

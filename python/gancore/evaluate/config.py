@@ -76,6 +76,12 @@ class EvalConfig:
         help="MNIST only: digits covered, KL(class histogram || uniform), classifier score and Fréchet distance "
         "in the features of the bundled MNIST classifier (Stacked MNIST: modes covered of 1,000 and their KL)",
     )
+    birthday: bool = knob(
+        False,
+        group="mode collapse",
+        boolean=True,
+        help="the birthday-paradox support estimate (Arora & Zhang 2017) on the samples; about a CPU minute",
+    )
     figures: bool = knob(True, group="figures", boolean=True, help="write the PNG figures")
     figure1: bool = knob(
         True,

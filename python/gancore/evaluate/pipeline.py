@@ -191,6 +191,18 @@ def _stacked_mnist_modes(samples, device) -> dict:
         return {"skipped": str(exc)}
 
 
+def _birthday(samples, data, seed, n_threads) -> dict:
+    """s_½ and the support estimate of the samples (batches drawn without replacement from them, so each
+    batch is i.i.d. from G), τ calibrated on the first 10,000 training images (see .birthday)."""
+    from .birthday import DEFAULT_QUANTILE, birthday_test, real_pool, threshold_from_real
+
+    calibration = data["train"][:10000]
+    tau = threshold_from_real(calibration, quantile=DEFAULT_QUANTILE, n_threads=n_threads)
+    r = birthday_test(real_pool(samples), tau, max_size=min(4096, samples.shape[0]), seed=seed, n_threads=n_threads)
+    r.update(quantile=DEFAULT_QUANTILE, calibration_rows=int(calibration.shape[0]), pool=int(samples.shape[0]))
+    return r
+
+
 def _classifier_metrics(samples, data, device, use_cache) -> dict:
     """The bundled MNIST classifier's view of the samples, beside real data (see .class_metrics). The
     real-data side (10,000 test and as many validation images as samples) is cached like the reference
@@ -401,6 +413,9 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
     if opts.classifier and dataset == "stacked-mnist" and dist.is_main:
         report["stacked_mnist"] = _stacked_mnist_modes(samples, device)
         t = tick("stacked_mnist", t)
+    if opts.birthday and dist.is_main:
+        report["birthday"] = _birthday(samples, data, seed, n_threads)
+        t = tick("birthday", t)
     fig_files = {}
     if figures and dist.is_main:
         fig_files = _figures(G, config, samples, data, report, out_dir, seed, interpolation, device, n_threads, figure1)

@@ -214,6 +214,19 @@ def render_markdown(rep: dict) -> str:
 
         out += stacked_section(rep["stacked_mnist"])
 
+    if rep.get("birthday"):
+        b = rep["birthday"]
+        bound = "" if b["reached"] else "> "
+        out += [
+            "## Birthday-paradox support estimate (Arora & Zhang 2017)",
+            "",
+            f"Batches of s samples (drawn from the {b['pool']:,} above) hold a near-duplicate pair (distance ≤ τ = "
+            f"{b['threshold']:.4f}, the {b['quantile']:g} quantile of {b['calibration_rows']:,} training images' "
+            f"nearest-other distances) in half of {b['trials']} batches at s_½ = {bound}{b['s_half']}: support "
+            f"≈ {bound}{b['support']:,.0f} (s² rule: {bound}{b['support_s2']:,})"
+            + ("." if b["reached"] else "; no batch size up to the pool reached ½, so these are lower bounds."),
+            "",
+        ]
     figs = rep.get("figures") or {}
     if figs:
         captions = {
