@@ -90,3 +90,24 @@ def test_command_on_a_run_directory(tmp_path, capsys):
     r = json.loads((run / "birthday.json").read_text())
     assert r["calibration_rows"] == 300 and r["trials"] == 2 and r["s_half"] <= 32
     assert "support" in capsys.readouterr().out
+
+
+def test_command_on_stored_samples(tmp_path, capsys):
+    """``--samples FILE``: stored samples (here 25 MNIST test images, each repeated 40 times) as the pool."""
+    import json
+
+    from gancore.data import load_split
+
+    pool = np.repeat(load_split("mnist", "test")[:25], 40, axis=0)
+    path = tmp_path / "samples.npy"
+    np.save(path, pool)
+    args = ["--samples", str(path), "--calibration-rows", "300", "--trials", "10", "--max-size", "64", "--threads", "1"]
+    assert birthday.main(args) == 0
+    r = json.loads((tmp_path / "samples.npy.birthday.json").read_text())
+    assert r["reached"] and r["pool"] == 1000 and 8 <= r["support"] <= 75, r  # uniform on 25 images
+    assert "1000 samples of" in capsys.readouterr().out
+    np.savez(tmp_path / "bad.npz", other=pool)
+    for bad in (["--samples", str(tmp_path / "bad.npz")], ["--samples", str(path), "--calibrate"]):
+        with pytest.raises(SystemExit) as e:
+            birthday.main(bad)
+        assert e.value.code == 2

@@ -195,6 +195,13 @@ def main(argv=None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("run_dir", nargs="?", help="a gancore run directory (its latest checkpoint's G)")
+    ap.add_argument(
+        "--samples",
+        metavar="FILE",
+        help="score stored samples instead: a .npz with 'samples' (as gancore.evaluate writes) or a .npy (n, D) in "
+        "[0, 1]; batches are drawn from them without replacement (writes FILE's name + .birthday.json)",
+    )
+    ap.add_argument("--dataset", default="mnist", help="with --samples: the dataset tau is calibrated on (mnist)")
     ap.add_argument("--calibrate", action="store_true", help="run the real-data and collapsed-generator checks")
     ap.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE, help="τ's quantile (default 0.001)")
     ap.add_argument("--calibration-rows", type=int, default=10000, help="training images τ is calibrated on")
@@ -206,8 +213,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="threads of the nearest-neighbor kernel (default 1)")
     args = ap.parse_args(argv)
-    if (args.run_dir is None) == (not args.calibrate):
-        ap.error("give RUN_DIR or --calibrate (one of them)")
+    if sum([args.run_dir is not None, args.calibrate, args.samples is not None]) != 1:
+        ap.error("give RUN_DIR, --samples FILE or --calibrate (one of them)")
     if not 0.0 < args.quantile < 1.0:
         ap.error(f"--quantile must be in (0, 1); got {args.quantile}")
     for name in ("calibration_rows", "trials", "max_size"):
@@ -221,8 +228,11 @@ def main(argv=None) -> int:
     from ..data import load_split
 
     opts = dict(trials=args.trials, max_size=args.max_size, seed=args.seed, n_threads=args.threads)
+    pool = None
     if args.calibrate:
         dataset = "mnist"
+    elif args.samples is not None:
+        dataset, pool = args.dataset, _read_samples(Path(args.samples), ap)
     else:
         from ..train.checkpoints import load_generator
 
@@ -240,15 +250,40 @@ def main(argv=None) -> int:
             r = birthday_test(collapsed_generator(base, args.noise), tau, **opts)
             print(describe(f"collapsed generator, K = {k} images + N(0, {args.noise:g}²) noise", r))
         return 0
-    import torch
+    if pool is not None:
+        r = birthday_test(real_pool(pool), tau, **{**opts, "max_size": min(args.max_size, len(pool))})
+        r.update(quantile=args.quantile, calibration_rows=len(train), pool=len(pool))
+        target = Path(args.samples).with_name(Path(args.samples).name + ".birthday.json")
+        name = f"{len(pool)} samples of {args.samples}"
+    else:
+        import torch
 
-    torch.set_num_threads(max(1, args.threads))
-    r = birthday_test(generator_draw(gen, cfg["noise_dim"], cfg["noise_prior"], seed=args.seed), tau, **opts)
-    r["quantile"], r["calibration_rows"] = args.quantile, len(train)
-    write_atomic(Path(args.run_dir) / "birthday.json", json.dumps(r, indent=1))
-    print(describe(f"G of {args.run_dir}", r))
-    print(f"→ {Path(args.run_dir) / 'birthday.json'}")
+        torch.set_num_threads(max(1, args.threads))
+        r = birthday_test(generator_draw(gen, cfg["noise_dim"], cfg["noise_prior"], seed=args.seed), tau, **opts)
+        r["quantile"], r["calibration_rows"] = args.quantile, len(train)
+        target, name = Path(args.run_dir) / "birthday.json", f"G of {args.run_dir}"
+    write_atomic(target, json.dumps(r, indent=1))
+    print(describe(name, r))
+    print(f"→ {target}")
     return 0
+
+
+def _read_samples(path: Path, ap) -> np.ndarray:
+    """Stored samples (n, D) in [0, 1]: the ``samples`` array of a .npz, or a .npy; ``ap.error`` otherwise."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as z:
+                if "samples" not in z.files:
+                    ap.error(f"--samples {path}: no 'samples' array (has {', '.join(z.files)})")
+                x = z["samples"]
+        else:
+            x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        ap.error(f"--samples {path}: cannot be read ({exc})")
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    if x.shape[0] < 2 or not np.isfinite(x).all():
+        ap.error(f"--samples {path}: need at least 2 finite samples; got shape {x.shape}")
+    return x
 
 
 if __name__ == "__main__":
