@@ -3,6 +3,7 @@
     python -m gancore.infer RUN_DIR                  # 2,000 Adam steps on fresh (G(z), z) pairs, then the report
     python -m gancore.infer RUN_DIR --steps 5000     # continue the same encoder to 5,000 steps
     python -m gancore.infer RUN_DIR --restart        # discard the encoder's checkpoints and start over
+    python -m gancore.infer RUN_DIR --mode joint     # report the E of a `gancore.train --joint-inferer` run
 
 Goodfellow et al. (2014), §7 item 2: "Learned approximate inference can be performed by training an
 auxiliary network to predict z given x ... for a fixed generator net after the generator net has
@@ -12,6 +13,9 @@ Writes ``RUN_DIR/inference/``: ``config.json``, ``checkpoints/`` (:mod:`gancore.
 at any moment resumes from the last one, bit for bit, when the same command is run again),
 ``metrics.jsonl``, ``report.json``, ``report.md`` and ``reconstructions.png`` (test images, G(E(x)), and
 their nearest training images). The run directory's lock is held throughout, as training holds it.
+``--mode joint`` trains nothing: it writes the same report, into ``RUN_DIR/inference_joint/``, for the E
+that ``python -m gancore.train --joint-inferer`` trained alongside the game
+(:class:`gancore.infer.encoder.JointInferer`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ from .config import InferConfig
 log = logging.getLogger("gancore.infer")
 
 RUN_CONTROL = ("run_dir", "--restart", "--quiet")
+METHODS = {
+    "after": "after training (paper §7 item 2): E trained on fresh (G(z), z) pairs with G frozen",
+    "joint": "jointly with the game (the 2014 code's AdversaryPair(inferer=...)): one E step per training "
+    "iteration on that iteration's (G(z), z), no gradient to G",
+}
 KILL_ENV = "GANCORE_TEST_KILL_AT_STEP"  # test hook, as training's: SIGKILL right after this step
 
 
@@ -113,6 +122,15 @@ def _run(cfg: InferConfig, run_dir: Path, restart: bool) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but CUDA is not available (use --device cpu or auto)")
     G, gcfg = load_generator(run_dir, device=device)
+    if cfg.mode == "joint":  # E was trained with the game: nothing to train, only the report
+        from .encoder import load_joint_encoder
+
+        E, step = load_joint_encoder(run_dir, device=device)
+        out = run_dir / "inference_joint"
+        out.mkdir(parents=True, exist_ok=True)
+        report = _report(G, E, gcfg, cfg, out, device, step)
+        _print_summary(report, out)
+        return EXIT_OK
     out = run_dir / "inference"
     ckpts = out / "checkpoints"
     if restart and out.exists():
@@ -146,6 +164,11 @@ def _run(cfg: InferConfig, run_dir: Path, restart: bool) -> int:
     )
     _train(training, cfg, out, saved)
     report = _report(G, E, gcfg, cfg, out, device, training.step)
+    _print_summary(report, out)
+    return EXIT_OK
+
+
+def _print_summary(report: dict, out: Path) -> None:
     r, z = report["reconstruction"], report["z_recovery"]
     print(
         f"z recovery: MSE/dim {z['mse_per_dim']:.4f} vs {z['trivial_mse_per_dim']:.4f} for E[z] "
@@ -153,7 +176,6 @@ def _run(cfg: InferConfig, run_dir: Path, restart: bool) -> int:
         f"reconstruction ||G(E(x)) - x||^2 {r['reconstruction_sq_error']['mean']:.2f} vs nearest training image "
         f"{r['nearest_training_sq_distance']['mean']:.2f} ({r['n_test']} test images); report: {out / 'report.md'}"
     )
-    return EXIT_OK
 
 
 def _train(training, cfg: InferConfig, out: Path, saved: dict) -> None:
@@ -225,7 +247,7 @@ def _report(G, E, gcfg: dict, cfg: InferConfig, out: Path, device, step: int) ->
     grid = image_grid(to_uint8(np.concatenate(rows), gcfg["image_shape"]), 3, k, scale=2)
     save_png(grid, out / "reconstructions.png")
     report = {
-        "method": "after training (paper §7 item 2): E trained on fresh (G(z), z) pairs with G frozen",
+        "method": METHODS[cfg.mode],
         "steps": step,
         "inference": cfg.to_dict(),
         "run": {k2: gcfg[k2] for k2 in ("preset", "dataset", "noise_dim", "noise_prior", "seed")},

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..common.options import knob
 
 DEVICES = ("auto", "cpu", "cuda")
+MODES = ("after", "joint")
 
 
 @dataclass
@@ -42,7 +43,13 @@ class InferConfig:
     n_test: int = knob(1000, group="report", type=int, help="test images for the reconstruction error (default 1000)")
     figure_cols: int = knob(10, group="report", type=int, help="test images in the reconstruction figure")
     data_dir: str | None = knob(None, group="report", metavar="DIR", help="where datasets live (default: the run's)")
-    mode: str = field(default="after")  # "after": G frozen after training, the paper's §7 version
+    mode: str = knob(
+        "after",
+        group="training",
+        choices=MODES,
+        help="after: train E for the finished, frozen G (the paper's §7 version); joint: report the E trained "
+        "alongside the game by python -m gancore.train --joint-inferer (no further training)",
+    )
 
     # May differ between a checkpoint and the run resuming it: how long or where, not what a step computes.
     RESUMABLE = ("steps", "log_every", "threads", "device", "n_recovery", "n_test", "figure_cols", "data_dir")
@@ -64,7 +71,7 @@ def validate(cfg: InferConfig) -> None:
     need(cfg.threads >= 0, f"--threads must be >= 0; got {cfg.threads}")
     need(len(cfg.hidden) >= 1 and all(h >= 1 for h in cfg.hidden), f"--hidden must be positive sizes; got {cfg.hidden}")
     need(cfg.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}; got {cfg.device!r}")
-    need(cfg.mode == "after", f"mode must be 'after'; got {cfg.mode!r}")
+    need(cfg.mode in MODES, f"--mode must be one of {', '.join(MODES)}; got {cfg.mode!r}")
 
 
 def from_options(**options) -> InferConfig:

@@ -24,6 +24,10 @@ Measures (:func:`z_recovery`, :func:`reconstruction`):
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -107,24 +111,98 @@ class EncoderTraining:
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Adam's buffers and the z generator's state, flat (for safetensors)."""
-        out = {"rng.z": self.rng.get_state()}
-        for i, p in enumerate(self.E.parameters()):
-            st = self.opt.state.get(p, {})
-            for key in ("exp_avg", "exp_avg_sq", "step"):
-                if key in st:
-                    out[f"adam.{i}.{key}"] = torch.as_tensor(st[key]).detach().cpu().clone()
-        return out
+        return {"rng.z": self.rng.get_state(), **adam_state_tensors(self.opt, self.E, "adam")}
 
     def load_state_tensors(self, t: dict[str, torch.Tensor], step: int) -> None:
         self.rng.set_state(t["rng.z"])
-        for i, p in enumerate(self.E.parameters()):
-            if f"adam.{i}.step" in t:
-                self.opt.state[p] = {
-                    "step": t[f"adam.{i}.step"].clone(),
-                    "exp_avg": t[f"adam.{i}.exp_avg"].to(p.device).clone(),
-                    "exp_avg_sq": t[f"adam.{i}.exp_avg_sq"].to(p.device).clone(),
-                }
+        load_adam_state_tensors(self.opt, self.E, t, "adam")
         self.step = step
+
+
+def adam_state_tensors(opt, module, prefix: str) -> dict[str, torch.Tensor]:
+    """torch Adam's buffers for ``module``'s parameters, flat: ``{prefix}.{i}.{exp_avg|exp_avg_sq|step}``."""
+    out = {}
+    for i, p in enumerate(module.parameters()):
+        st = opt.state.get(p, {})
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            if key in st:
+                out[f"{prefix}.{i}.{key}"] = torch.as_tensor(st[key]).detach().cpu().clone()
+    return out
+
+
+def load_adam_state_tensors(opt, module, t: dict[str, torch.Tensor], prefix: str) -> None:
+    for i, p in enumerate(module.parameters()):
+        if f"{prefix}.{i}.step" in t:
+            opt.state[p] = {
+                "step": t[f"{prefix}.{i}.step"].clone(),
+                "exp_avg": t[f"{prefix}.{i}.exp_avg"].to(p.device).clone(),
+                "exp_avg_sq": t[f"{prefix}.{i}.exp_avg_sq"].to(p.device).clone(),
+            }
+
+
+JOINT_HIDDEN = [1200, 1200]  # E of the joint version: the after-training version's default shape
+JOINT_LR = 1e-3
+
+
+class JointInferer:
+    """E trained *jointly* with the game, as the 2014 code's ``AdversaryPair(inferer=...)``: after each
+    iteration, one Adam step on L(E) = 1/(m·k) Σ ‖E(G(z_i)) − z_i‖² over the (z, G(z)) batch that iteration
+    generated (:attr:`gancore.train.algorithm1.Game.last_pair`), detached, so no gradient reaches G and the
+    game draws exactly the random numbers it draws without E (the GAN trains bit for bit the same).
+
+    G changes under E, so E's input is standardized with the *training data's* per-pixel mean and
+    standard deviation (floored at ``SCALE_FLOOR``), the distribution G's samples move toward, rather than
+    with a snapshot of G's. Shape and learning rate are fixed: ``JOINT_HIDDEN``, Adam ``JOINT_LR``."""
+
+    def __init__(self, in_features: int, noise_dim: int, data_mean, data_std, *, seed: int, device):
+        self.E = build_encoder(in_features, JOINT_HIDDEN, noise_dim, seed).to(device)
+        with torch.no_grad():
+            self.E.shift.copy_(torch.as_tensor(data_mean, dtype=torch.float32))
+            self.E.scale.copy_(torch.as_tensor(data_std, dtype=torch.float32).clamp_min(SCALE_FLOOR))
+        self.opt = torch.optim.Adam(self.E.parameters(), lr=JOINT_LR)
+
+    def train_on(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """One Adam step on the pair; returns the batch's loss, detached (no device sync)."""
+        loss = torch.mean((self.E(x.detach().float()) - z.detach()) ** 2)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    def state_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        out = {f"{prefix}.weights.{k}": v.detach().cpu().clone() for k, v in self.E.state_dict().items()}
+        out.update(adam_state_tensors(self.opt, self.E, f"{prefix}.adam"))
+        return out
+
+    def load_state_tensors(self, t: dict[str, torch.Tensor], prefix: str) -> None:
+        head = f"{prefix}.weights."
+        weights = {k[len(head) :]: v for k, v in t.items() if k.startswith(head)}
+        if not weights:
+            raise ValueError(f"the checkpoint holds no jointly trained inference net ('{head}*')")
+        self.E.load_state_dict(weights)
+        load_adam_state_tensors(self.opt, self.E, t, f"{prefix}.adam")
+
+
+def load_joint_encoder(run_dir, *, device="cpu") -> tuple[Encoder, int]:
+    """The jointly trained E of a ``--joint-inferer`` run's latest checkpoint (eval mode) and its step."""
+    from ..train import config as config_mod
+    from ..train.checkpoints import CheckpointError, latest, load
+
+    run_dir = Path(run_dir)
+    cfg = config_mod.from_dict(json.loads((run_dir / "config.json").read_text()))
+    if not cfg.joint_inferer:
+        raise ValueError(f"{run_dir} was trained without --joint-inferer: it has no jointly trained E")
+    ckpt = latest(run_dir)
+    if ckpt is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint yet")
+    meta, _, _, t = load(ckpt, cfg=cfg)
+    d = math.prod(cfg.image_shape)
+    inferer = JointInferer(d, cfg.noise_dim, torch.zeros(d), torch.ones(d), seed=0, device="cpu")
+    try:
+        inferer.load_state_tensors(t, "inferer")
+    except (ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{ckpt}: {exc}") from None
+    return inferer.E.to(device).eval(), int(meta["step"])
 
 
 @torch.no_grad()

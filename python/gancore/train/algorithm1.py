@@ -142,6 +142,9 @@ class Game:
             self.rows = (rank * b, (rank + 1) * b)
         # The modules whose backward passes must reach the other ranks: the players, or their DDP wrappers.
         self.sync_gen, self.sync_disc, self.ddp = gen, disc, False
+        # (z, G(z)) of the iteration's last generated batch, detached: what a jointly trained inference
+        # net learns from (gancore.infer.encoder.JointInferer), so it draws no random numbers of its own.
+        self.last_pair: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # Conditional nets (Mirza & Osindero 2014): y is the one-hot label of the last real minibatch taken;
     # G's fakes get those labels too (the empirical class distribution), so D sees real and fake
@@ -226,8 +229,10 @@ class Game:
     def simultaneous_step(self, lr: float, momentum: float) -> torch.Tensor:
         """The 2014 code's update: both players step on gradients from one shared minibatch."""
         x = self.take()  # (m, D)
+        z = self.noise()
         with self.autocast():
-            fake = self.G(self.sync_gen, self.noise())  # (m, D)
+            fake = self.G(self.sync_gen, z)  # (m, D)
+        self.last_pair = (z, fake.detach())
         if self.cfg.g_loss == "feature_matching":
             # f(x) and f(G(z)) from the very passes that give D its logits: E_x f(x) from this real batch.
             real_features, real_logits = self.d_features_logits(x)
@@ -254,8 +259,10 @@ class Game:
         # ---- (1) for k steps: update D by ascending  1/m Σ [log D(x) + log(1 − D(G(z)))] ----
         for _ in range(self.cfg.k):
             x = self.take()  # fresh data minibatch (m, D); the last one also feeds an unroll
+            z = self.noise()  # fresh noise
             with torch.no_grad(), self.autocast():  # G is not updated here: no graph through it
-                fake = self.G(self.gen, self.noise())  # fresh noise -> (m, D)
+                fake = self.G(self.gen, z)  # (m, D)
+            self.last_pair = (z, fake)
             real_logits, fake_logits = self.d_logits(x, fake)
             loss_d = self.d_loss(real_logits, fake_logits)
             grads_d = self.grads(loss_d, self.d_params)

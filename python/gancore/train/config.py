@@ -210,6 +210,13 @@ class TrainConfig:
         help="unrolled GAN (Metz et al. 2016): G's loss taken through K differentiated steps of D's optimizer; "
         "D keeps its plain update (default 0 = off)",
     )
+    joint_inferer: bool = knob(
+        False,
+        group="game",
+        boolean=True,
+        help="train an inference net E(x) ≈ z alongside the game on G's own samples, no gradient reaching G "
+        "(the 2014 code's AdversaryPair(inferer=...)); report it with python -m gancore.infer RUN_DIR --mode joint",
+    )
     # -- optimizer and schedules -------------------------------------------------------------------
     optimizer: str = knob("sgd", group="optimizer", choices=OPTIMIZERS, help="sgd (classical momentum) or adam")
     lr: float = knob(0.1, group="optimizer", type=float, help="initial learning rate (2014: 0.1)")

@@ -82,6 +82,16 @@ class Trainer:
             self.data, cfg.batch_size, self.perm_rng, rows=dist.rows(cfg.batch_size), labels=labels
         )
         self.game = Game(cfg, self.gen, self.disc, self.opt_g, self.opt_d, self.stream, self.rng, shard=dist.shard)
+        self.inferer = None
+        if cfg.joint_inferer:  # E(x) ≈ z trained on the game's own (z, G(z)) batches (gancore.infer.encoder)
+            if dist.enabled:
+                raise ValueError("--joint-inferer runs in one process; train it without torchrun")
+            from ..infer.encoder import JointInferer
+
+            std = torch.from_numpy(train.std(axis=0, dtype=np.float64))
+            self.inferer = JointInferer(
+                self.data.shape[1], cfg.noise_dim, pixel_mean, std, seed=cfg.seed + 5, device=device
+            )
         per_step = cfg.batch_size * data_batches_per_step(cfg)
         self.steps_per_epoch = self.data.shape[0] // per_step
         if self.steps_per_epoch == 0:
@@ -149,7 +159,7 @@ class Trainer:
         if os.environ.get(KILL_RANK_ENV, "") not in ("", str(self.dist.rank)):
             kill_at = 0
         progress = Progress(self.total_steps, self.step) if self.dist.is_main else _NoProgress()
-        acc = torch.zeros(4, dtype=torch.float64, device=self.device)
+        acc = torch.zeros(5, dtype=torch.float64, device=self.device)  # the game's 4 numbers, E's loss
         n_acc, t_last, step_last = 0, time.perf_counter(), self.step
         old_handlers = self._install_signal_handlers()
         try:
@@ -157,7 +167,9 @@ class Trainer:
                 if self.step % self.steps_per_epoch == 0:
                     self.stream.new_epoch()
                 lr, mom = lr_at(cfg, self.step), momentum_at(cfg, self.epoch)
-                acc += self.game.step(lr, mom)
+                acc[:4] += self.game.step(lr, mom)
+                if self.inferer is not None:
+                    acc[4] += self.inferer.train_on(*self.game.last_pair)
                 n_acc += 1
                 self.step += 1
                 if kill_at and self.step == kill_at:
@@ -225,6 +237,8 @@ class Trainer:
             momentum=mom,
             images_per_s=images_per_s,  # all ranks together: global batch size x steps / time
         )
+        if self.inferer is not None:
+            row["inferer_mse"] = mean[4]  # E's loss: mean squared error per dimension of z
         if not self.dist.is_main:
             return
         with open(self.run_dir / "metrics.jsonl", "a") as f:
@@ -262,6 +276,8 @@ class Trainer:
         tensors = {}
         tensors.update(self.opt_g.state_tensors("opt_g"))
         tensors.update(self.opt_d.state_tensors("opt_d"))
+        if self.inferer is not None:
+            tensors.update(self.inferer.state_tensors("inferer"))
         tensors["rng.device"] = self.rng.get_state()
         tensors["rng.perm"] = self.perm_rng.get_state()
         tensors["rng.torch"] = torch.get_rng_state()
@@ -304,6 +320,8 @@ class Trainer:
         self.disc.load_state_dict(d_state)
         self.opt_g.load_state_tensors(t, "opt_g")
         self.opt_d.load_state_tensors(t, "opt_d")
+        if self.inferer is not None:
+            self.inferer.load_state_tensors(t, "inferer")
         if meta["device_type"] == self.device.type:
             self.rng.set_state(t["rng.device"])
         else:
