@@ -195,3 +195,15 @@ def test_seeds_write_a_summary_with_mean_and_sd(tmp_path):
     assert s["test_errors_stats"]["mean"] == pytest.approx(np.mean(s["test_errors"]))
     assert s["test_errors_stats"]["sd"] == pytest.approx(np.std(s["test_errors"], ddof=1))
     assert (out / "seed_1" / "report.json").is_file() and "mean ± sd" in (out / "summary.md").read_text()
+
+
+def test_adam_with_eps_in_the_square_root_is_the_authors_step():
+    """openai/improved-gan's adam_updates: p − lr·m̂/√(v̂ + ε). For a gradient of 10⁻⁵ the first step is
+    lr·10⁻⁵/√(10⁻¹⁰ + 10⁻⁸) ≈ 0.0995·lr, where torch's m̂/(√v̂ + ε) steps ≈ lr."""
+    from gancore.train.optimizers import Adam
+
+    for in_sqrt, expected in ((True, 1e-5 / np.sqrt(1e-10 + 1e-8)), (False, 1e-5 / (1e-5 + 1e-8))):
+        p = torch.zeros(3, dtype=torch.float64)
+        opt = Adam([p], 0.5, 0.999, eps_in_sqrt=in_sqrt)
+        opt.step([torch.full((3,), 1e-5, dtype=torch.float64)], lr=0.003)
+        assert torch.allclose(p, torch.full((3,), -0.003 * expected, dtype=torch.float64), rtol=1e-12), in_sqrt

@@ -71,8 +71,9 @@ class SemiSupervisedTraining:
         self.G, self.D = (m.to(self.device) for m in build_models(cfg, self.n_pixels, N_CLASSES))
         self.g_params = list(self.G.parameters())
         self.d_params = list(self.D.parameters())
-        self.opt_g = Adam(self.g_params, cfg.beta1, 0.999)
-        self.opt_d = Adam(self.d_params, cfg.beta1, 0.999)
+        # ε inside the square root, as the authors' adam_updates (see gancore.train.optimizers.Adam)
+        self.opt_g = Adam(self.g_params, cfg.beta1, 0.999, eps_in_sqrt=True)
+        self.opt_d = Adam(self.d_params, cfg.beta1, 0.999, eps_in_sqrt=True)
         self.noise = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.steps_per_epoch = data.unlabeled.shape[0] // cfg.batch_size
         if self.steps_per_epoch < 1:
@@ -141,18 +142,22 @@ class SemiSupervisedTraining:
             "train_error": float(train_err),
         }
 
-    def averaged_parameters(self) -> dict[str, torch.Tensor]:
-        """D's Polyak-averaged parameters, bias-corrected (see the module docstring)."""
-        correction = 1.0 - (1.0 - self.cfg.average_rate) ** max(self.step, 1)
+    def averaged_parameters(self, *, bias_corrected: bool = True) -> dict[str, torch.Tensor]:
+        """D's Polyak-averaged parameters, bias-corrected (see the module docstring); uncorrected, they are
+        what the authors' ``test_batch`` evaluates."""
+        correction = 1.0 - (1.0 - self.cfg.average_rate) ** max(self.step, 1) if bias_corrected else 1.0
         names = [n for n, _ in self.D.named_parameters()]
         return {n: a / correction for n, a in zip(names, self.average)}
 
     @torch.no_grad()
-    def test_errors(self, x: np.ndarray, y: np.ndarray, *, averaged: bool = True, batch: int = 2000) -> int:
-        """Misclassified images of (x, y) by the noiseless D (Polyak-averaged weights by default)."""
+    def test_errors(
+        self, x: np.ndarray, y: np.ndarray, *, averaged: bool = True, bias_corrected: bool = True, batch: int = 2000
+    ) -> int:
+        """Misclassified images of (x, y) by the noiseless D: Polyak-averaged weights (bias-corrected
+        unless told otherwise) by default, the current weights with ``averaged=False``."""
         from torch.func import functional_call
 
-        params = self.averaged_parameters() if averaged else None
+        params = self.averaged_parameters(bias_corrected=bias_corrected) if averaged else None
         wrong = 0
         for i in range(0, x.shape[0], batch):
             xb = self._tensor(x[i : i + batch])

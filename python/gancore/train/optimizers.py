@@ -58,13 +58,17 @@ class ClassicalMomentum:
 
 
 class Adam:
-    """Adam (Kingma & Ba 2015) with bias correction; β1 = 0.5 in the DCGAN recipe."""
+    """Adam (Kingma & Ba 2015) with bias correction; β1 = 0.5 in the DCGAN recipe.
+
+    The step is lr·m̂/(√v̂ + ε), as the paper and torch write it; ``eps_in_sqrt`` makes it lr·m̂/√(v̂ + ε),
+    as the openai/improved-gan code's ``adam_updates`` does (with ε = 10⁻⁸ the denominator is then at
+    least 10⁻⁴, which damps the steps of parameters whose gradients are smaller than that)."""
 
     kind = "adam"
 
-    def __init__(self, params, beta1: float, beta2: float, eps: float = 1e-8):
+    def __init__(self, params, beta1: float, beta2: float, eps: float = 1e-8, *, eps_in_sqrt: bool = False):
         self.params = [p for p in params]
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.beta1, self.beta2, self.eps, self.eps_in_sqrt = beta1, beta2, eps, eps_in_sqrt
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
         self.t = 0
@@ -78,9 +82,14 @@ class Adam:
         torch._foreach_addcmul_(self.v, grads, grads, value=1.0 - self.beta2)
         bc1 = 1.0 - self.beta1**self.t
         bc2 = 1.0 - self.beta2**self.t
-        denom = torch._foreach_sqrt(self.v)
-        torch._foreach_div_(denom, bc2**0.5)
-        torch._foreach_add_(denom, self.eps)
+        if self.eps_in_sqrt:
+            denom = torch._foreach_div(self.v, bc2)
+            torch._foreach_add_(denom, self.eps)
+            torch._foreach_sqrt_(denom)
+        else:
+            denom = torch._foreach_sqrt(self.v)
+            torch._foreach_div_(denom, bc2**0.5)
+            torch._foreach_add_(denom, self.eps)
         torch._foreach_addcdiv_(self.params, self.m, denom, value=-lr / bc1)
 
     def state_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
