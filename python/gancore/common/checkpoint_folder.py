@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from .atomic import fsync_dir, fsync_file, write_atomic
 
-__all__ = ["CheckpointError", "latest", "load", "save"]
+__all__ = ["CheckpointError", "latest", "load", "save", "sha256_file"]
 
 
 class CheckpointError(ValueError):
@@ -32,7 +32,8 @@ class CheckpointError(ValueError):
     another config."""
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -53,7 +54,7 @@ def save(root: Path, step: int, groups: dict[str, dict], config: dict, *, fmt: s
         for f, tensors in zip(files, groups.values()):
             save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / f))
             fsync_file(tmp / f)
-        meta = {"format": fmt, "step": step, "config": config, "files": {f: _sha256(tmp / f) for f in files}}
+        meta = {"format": fmt, "step": step, "config": config, "files": {f: sha256_file(tmp / f) for f in files}}
         write_atomic(tmp / "state.json", json.dumps(meta, indent=1, sort_keys=True).encode())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written folder taking space
@@ -95,7 +96,7 @@ def load(path: Path, config: dict, resumable, *, fmt: str, groups) -> tuple[int,
         raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, expected {fmt!r}")
     for g in groups:
         f = path / f"{g}.safetensors"
-        if not f.is_file() or _sha256(f) != meta["files"].get(f.name):
+        if not f.is_file() or sha256_file(f) != meta["files"].get(f.name):
             raise CheckpointError(f"{f} is missing or does not match its SHA-256: the checkpoint is damaged")
     saved = meta.get("config", {})
     diff = sorted(k for k in set(saved) | set(config) if k not in resumable and saved.get(k) != config.get(k))

@@ -16,7 +16,15 @@ import argparse
 import dataclasses
 from typing import Any, Callable
 
-__all__ = ["add_dist_timeout", "add_options", "flag_of", "given_options", "knob", "option_fields"]
+__all__ = [
+    "add_dist_timeout",
+    "add_options",
+    "config_from_options",
+    "flag_of",
+    "given_options",
+    "knob",
+    "option_fields",
+]
 
 
 def knob(
@@ -114,3 +122,15 @@ def add_dist_timeout(parser: argparse.ArgumentParser) -> None:
         help="under torchrun: how long a process waits for the others in a collective before it stops with "
         "an error, e.g. when another rank died or hangs (default 300)",
     )
+
+
+def config_from_options(cls, options: dict, validate: Callable[[Any], None], *, what: str = "options"):
+    """``cls(**options)`` with the options given (None: not given, the field's default), then
+    ``validate``; ``ValueError`` for names that are not fields of ``cls``."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}")
+    cfg = cls(**{k: v for k, v in options.items() if v is not None})
+    validate(cfg)
+    return cfg

@@ -41,6 +41,7 @@ from ..common.failures import (
 )
 from ..common.lock import RunLocked, hold_run_lock, release_run_lock
 from ..common.options import add_options, given_options
+from ..common.signals import install_stop_handlers, restore_handlers
 from . import config as infer_config
 from .config import InferConfig
 
@@ -182,14 +183,8 @@ def _train(training, cfg: InferConfig, out: Path, saved: dict) -> None:
     from . import state
 
     kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
-    stop = {"sig": None}
 
-    def handler(signum, frame):
-        if stop["sig"]:
-            raise KeyboardInterrupt
-        stop["sig"] = signum
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop, old = install_stop_handlers()
     acc, n_acc, t0 = 0.0, 0, time.perf_counter()
     try:
         while training.step < cfg.steps:
@@ -218,8 +213,7 @@ def _train(training, cfg: InferConfig, out: Path, saved: dict) -> None:
                 log.warning("signal %d: checkpoint written at step %d", stop["sig"], training.step)
                 raise KeyboardInterrupt
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        restore_handlers(old)
 
 
 def _report(G, E, gcfg: dict, cfg: InferConfig, out: Path, device, step: int) -> dict:

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from ..common.options import knob
+from ..common.options import config_from_options, knob
 
 DEVICES = ("auto", "cpu", "cuda")
 MODES = ("after", "joint")
@@ -75,10 +75,4 @@ def validate(cfg: InferConfig) -> None:
 
 
 def from_options(**options) -> InferConfig:
-    names = {f.name for f in dataclasses.fields(InferConfig)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise ValueError(f"unknown inference options {unknown}")
-    cfg = InferConfig(**{k: v for k, v in options.items() if v is not None})
-    validate(cfg)
-    return cfg
+    return config_from_options(InferConfig, options, validate, what="inference options")

@@ -39,6 +39,7 @@ from ..common.failures import (
 )
 from ..common.lock import RunLocked, hold_run_lock, release_run_lock
 from ..common.options import add_options, given_options
+from ..common.signals import install_stop_handlers, restore_handlers
 from . import config as ssl_config
 from .config import SemiSupervisedConfig
 
@@ -206,19 +207,13 @@ def _train(training, cfg: SemiSupervisedConfig, run_dir: Path, saved: dict, tota
     from ..common import checkpoint_folder
 
     kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
-    stop = {"sig": None}
-
-    def handler(signum, frame):
-        if stop["sig"]:
-            raise KeyboardInterrupt
-        stop["sig"] = signum
 
     def checkpoint():
         groups = {"generator": training.G.state_dict(), "discriminator": training.D.state_dict()}
         groups["state"] = training.state_tensors()
         checkpoint_folder.save(run_dir / "checkpoints", training.step, groups, saved, fmt=FORMAT)
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop, old = install_stop_handlers()
     sums: dict[str, float] = {}
     n, t_log, t_start, start_step = 0, time.perf_counter(), time.perf_counter(), training.step
     try:
@@ -273,8 +268,7 @@ def _train(training, cfg: SemiSupervisedConfig, run_dir: Path, saved: dict, tota
                 log.warning("signal %d: checkpoint written at update %d", stop["sig"], training.step)
                 raise KeyboardInterrupt
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        restore_handlers(old)
     return time.perf_counter() - t_start
 
 

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from ..common.options import knob
+from ..common.options import config_from_options, knob
 
 DATASETS = ("mnist", "fashion-mnist")
 UNLABELED = ("train+valid", "train")
@@ -99,10 +99,4 @@ def validate(cfg: SemiSupervisedConfig) -> None:
 
 
 def from_options(**options) -> SemiSupervisedConfig:
-    names = {f.name for f in dataclasses.fields(SemiSupervisedConfig)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise ValueError(f"unknown options {unknown}")
-    cfg = SemiSupervisedConfig(**{k: v for k, v in options.items() if v is not None})
-    validate(cfg)
-    return cfg
+    return config_from_options(SemiSupervisedConfig, options, validate, what="options")

@@ -20,7 +20,6 @@ or corrupted checkpoint, or one made for another configuration, is refused with 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from ..common.atomic import fsync_dir, fsync_file, write_atomic
 from ..common.checkpoint_folder import CheckpointError  # one class for every kind of checkpoint
+from ..common.checkpoint_folder import sha256_file as _sha256
 from . import config as config_mod
 from .models import build_generator
 
@@ -200,14 +200,6 @@ def _config_diff(saved: dict, current: dict, ignore) -> str:
 
 def _cpu_contiguous(state: dict) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _prune(root: Path, keep: int, newest: str) -> None:
