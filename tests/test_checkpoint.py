@@ -19,6 +19,7 @@ from _train_helpers import PYTHON_DIR, TINY, assert_same_state, run_cli, state_o
 ARGS = [*TINY, "--epochs", "3", "--update", "alternating", "--k", "1"]
 
 
+@pytest.mark.slow  # ~30 s: three training subprocesses; .ci/run runs it with -m slow
 def test_resume_after_kill_9_is_bitwise_identical(tmp_path):
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     assert run_cli([*ARGS, "--out", ref]).returncode == 0

@@ -125,6 +125,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(runs):
     assert (runs / "two" / "samples" / "final.png").is_file()
 
 
+@pytest.mark.slow  # ~23 s: two torchrun launches; .ci/run runs it with -m slow
 def test_alternating_updates_under_ddp_match_one_process(tmp_path):
     args = [*ARGS, "--update", "alternating", "--k", "2", "--max-steps", "8"]
     assert train.main([*args, "--out", str(tmp_path / "one")]) == 0
@@ -280,6 +281,7 @@ EVAL_KW = dict(
 CLI = ["--references", "none", "--no-memorization", "--no-figures", "--n-samples", "600"]
 
 
+@pytest.mark.slow  # ~23 s: a torchrun evaluation; .ci/run runs it with -m slow
 def test_sharded_evaluation_equals_one_process_exactly(runs, tmp_path):
     """Two ranks with 1 kernel thread each vs one process with 2 threads: bit for bit (==)."""
     import gancore

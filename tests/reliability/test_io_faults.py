@@ -73,6 +73,7 @@ sys.exit(cli.main(sys.argv[2:]))
 """
 
 
+@pytest.mark.slow  # ~30 s: three training subprocesses; .ci/run runs it with -m slow
 def test_disk_full_during_a_checkpoint_is_one_line_and_resumes_bit_identically(tmp_path, record):
     ref, run = tmp_path / "ref", tmp_path / "run"
     assert run_cli([*ARGS, "--out", ref]).returncode == 0
@@ -130,6 +131,7 @@ def _wait_for_lock(run: Path, proc: subprocess.Popen, timeout: float = 120.0) ->
     raise AssertionError("the holder never took the lock")
 
 
+@pytest.mark.slow  # ~30 s: four subprocesses; .ci/run runs it with -m slow
 def test_one_writer_per_run_directory_and_kill_9_releases_the_lock(tmp_path, record):
     run = tmp_path / "run"
     holder = subprocess.Popen(
