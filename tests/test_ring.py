@@ -64,7 +64,19 @@ def test_short_training_smoke(tmp_path):
 
 
 def test_cli_validates(capsys):
-    for bad in (["--seeds", "0"], ["--techniques", "wgan"], ["--steps", "1"], ["--unroll", "0"]):
+    for bad in (["--seeds", "0"], ["--techniques", "wgan"], ["--steps", "1"], ["--unroll", "0"], ["--settings", "big"]):
         with pytest.raises(SystemExit) as e:
             ring.main(["unused", *bad])
         assert e.value.code == 2
+
+
+def test_cli_settings_metz2016_trains_the_authors_sizes(tmp_path, capsys):
+    pytest.importorskip("torch")
+    assert (
+        ring.main([str(tmp_path), "--settings", "metz2016", "--steps", "3", "--techniques", "plain", "--seeds", "1"])
+        == 0
+    )
+    settings = json.loads((tmp_path / "ring_report.json").read_text())["settings"]
+    want = {**ring.SETTINGS["metz2016"], "steps": 3}
+    assert {k: settings[k] for k in want} == want
+    assert "settings metz2016, 3 steps" in capsys.readouterr().out
