@@ -164,6 +164,8 @@ def test_evaluation_of_a_conditional_run_writes_class_rows(tmp_path):
         warnings.simplefilter("ignore")
         rep = evaluate_run(run, data=data, n_samples=100, references="none", memorization=False, figure1=False)
     assert rep["conditional"]["n_classes"] == 10 and "balanced" in rep["conditional"]["sample_labels"]
+    # set beside the published conditional number, not the unconditional Table 1 row
+    assert "Mirza & Osindero 2014 (conditional): 132 ± 1.8" in rep["headline"] and "225" not in rep["headline"]
     acc = rep["conditional"]["accuracy"]  # the bundled classifier's verdict on 28x28 samples
     assert acc["n"] == 100 and sorted(acc["per_class"]) == list(range(10)) and 0 <= acc["accuracy"] <= 1
     saved = np.load(run / "samples.npz")

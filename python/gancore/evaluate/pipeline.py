@@ -302,7 +302,7 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
     ``config["fold"]`` or 0). Returns the report dict (also in ``out_dir/report.json``).
     """
     from ..distributed.group import current
-    from .report import headline, write_report
+    from .report import CGAN_MNIST_PARZEN, headline, write_report
 
     opts = eval_config.from_options(**options)
     dist = current()  # torchrun: shard the kernels, rank 0 writes (see the module docstring)
@@ -450,7 +450,10 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
                 + ("" if n_samples % n_classes == 0 else f" or {n_samples // n_classes + 1}")
                 + " samples per class (Mirza & Osindero 2014, §4.1: 1000 samples from each of the 10 classes)"
             ),
-            "paper_mnist_parzen": {"conditional adversarial nets": [132, 1.8], "adversarial nets": [225, 2]},
+            "paper_mnist_parzen": {
+                "conditional adversarial nets": list(CGAN_MNIST_PARZEN),
+                "adversarial nets": list(table1.PAPER_TABLE1["Adversarial nets"]["mnist"]),
+            },
         }
         if opts.classifier and dataset == "mnist" and dist.is_main and samples.shape[1] == 784:
             from .classifier import predict_labels
@@ -458,7 +461,7 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
 
             # The share of the samples generated for class c that the bundled classifier calls c.
             report["conditional"]["accuracy"] = conditional_accuracy(samples, labels, predict_labels)
-    report["headline"] = headline(dataset, parzen)
+    report["headline"] = headline(dataset, parzen, conditional=bool(n_classes))
     if dist.is_main:
         write_report(report, out_dir)
     return {k: v for k, v in report.items() if not k.startswith("_")}
