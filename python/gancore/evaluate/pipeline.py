@@ -302,7 +302,7 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
     ``config["fold"]`` or 0). Returns the report dict (also in ``out_dir/report.json``).
     """
     from ..distributed.group import current
-    from .report import CGAN_MNIST_PARZEN, headline, write_report
+    from .report import headline, write_report
 
     opts = eval_config.from_options(**options)
     dist = current()  # torchrun: shard the kernels, rank 0 writes (see the module docstring)
@@ -451,7 +451,7 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
                 + " samples per class (Mirza & Osindero 2014, §4.1: 1000 samples from each of the 10 classes)"
             ),
             "paper_mnist_parzen": {
-                "conditional adversarial nets": list(CGAN_MNIST_PARZEN),
+                "conditional adversarial nets": list(table1.CGAN_MNIST_PARZEN),
                 "adversarial nets": list(table1.PAPER_TABLE1["Adversarial nets"]["mnist"]),
             },
         }

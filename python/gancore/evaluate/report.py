@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..common.atomic import write_atomic
-from .table1 import PAPER_TABLE1, ParzenResult
+from .table1 import CGAN_MNIST_PARZEN, PAPER_TABLE1, ParzenResult
 
 __all__ = ["headline", "render_markdown", "write_report"]
 
@@ -27,10 +27,6 @@ _NAMES = {
     "tfd": "TFD",
     "stacked-mnist": "Stacked MNIST",
 }
-
-
-#: Mirza & Osindero (2014), Table 1: Parzen log-likelihood of conditional adversarial nets on MNIST.
-CGAN_MNIST_PARZEN = (132.0, 1.8)
 
 
 def headline(dataset: str, parzen: ParzenResult, *, conditional: bool = False) -> str:
