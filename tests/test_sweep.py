@@ -62,3 +62,29 @@ def test_an_interrupted_seed_stops_the_sweep(tmp_path, monkeypatch):
     monkeypatch.setattr("gancore.train.cli.main", lambda flags: calls.append(flags) or 130)  # Ctrl-C / SIGTERM
     assert sweep.main(["--seeds", "0-2", "--eval-epochs", "5", "--out", str(tmp_path)]) == 130
     assert len(calls) == 1
+
+
+def test_summary_carries_the_classifiers_measures_when_reports_have_them(tmp_path):
+    for seed, acc in [(0, 0.9), (1, 0.7)]:
+        path = tmp_path / f"seed_{seed}" / "epochs" / "epoch_0025"
+        _fake_report(path, 100.0 + seed, 90.0)
+        report = json.loads((path / "report.json").read_text())
+        report["conditional"] = {"accuracy": {"accuracy": acc}}
+        report["classifier"] = {
+            "samples": {"digits_covered": 10 - seed, "kl_to_uniform": 0.01, "frechet_distance": 50.0}
+        }
+        (path / "report.json").write_text(json.dumps(report))
+    _fake_report(tmp_path / "seed_2" / "epochs" / "epoch_0025", 80.0, 70.0)  # a report without them (e.g. CIFAR-10)
+    s = sweep.summarize(tmp_path, [0, 1, 2], [25])
+    stats = s["by_epoch"]["25"]
+    assert stats["conditional_accuracy"]["mean"] == pytest.approx(0.8) and stats["conditional_accuracy"]["n"] == 2
+    assert stats["digits_covered"]["min"] == 9.0 and "classifier_score" not in stats
+    assert stats["test"]["n"] == 3  # Parzen still summarizes every seed
+    md = (tmp_path / "summary.md").read_text()
+    assert "| conditional_accuracy | 0.800 ± 0.141" in md and "classifier_score" not in md
+
+
+def test_summary_without_classifier_measures_has_no_classifier_table(tmp_path):
+    _fake_report(tmp_path / "seed_0" / "epochs" / "epoch_0005", 1.0, 1.0)
+    sweep.summarize(tmp_path, [0], [5])
+    assert "bundled MNIST classifier" not in (tmp_path / "summary.md").read_text()

@@ -12,7 +12,10 @@ on test; :func:`gancore.evaluate.table1.parzen_protocol`) into ``OUT/seed_<s>/ep
 and goes on. ``OUT/summary.json`` and ``OUT/summary.md`` then give, for every epoch, each seed's
 test log-likelihood and validation score, their mean ± sd, median and range, and the **validation-
 selected** result: the (seed, epoch) with the best validation score — the lab's practice of keeping
-the best model on validation — with its test number, beside the selection per seed.
+the best model on validation — with its test number, beside the selection per seed. On MNIST the
+bundled classifier's numbers come too, as mean ± sd per epoch: digits covered, KL of the class
+histogram to uniform, classifier score, Fréchet distance, and for ``--conditional`` runs the
+conditional accuracy (how often the classifier calls a sample generated for class c a c).
 
 Everything after ``--`` (or any flag this command does not know) goes to ``python -m gancore.train``
 for every seed; ``--seed``, ``--out``, ``--epochs`` and ``--resume`` are set here. Killed at any point,
@@ -158,6 +161,36 @@ def score(run_dir: Path, out_dir: Path, eval_threads: int) -> dict:
     return report
 
 
+# The bundled classifier's numbers of a report (issue 12 §1-2), summarized beside Parzen when a run has them:
+# summary name → where the report keeps it, in the order the summary prints them.
+CLASSIFIER_MEASURES = {
+    "conditional_accuracy": ("conditional", "accuracy", "accuracy"),
+    "digits_covered": ("classifier", "samples", "digits_covered"),
+    "kl_to_uniform": ("classifier", "samples", "kl_to_uniform"),
+    "classifier_score": ("classifier", "samples", "classifier_score"),
+    "frechet_distance": ("classifier", "samples", "frechet_distance"),
+}
+_DIGITS = {
+    "conditional_accuracy": 3,
+    "digits_covered": 1,
+    "kl_to_uniform": 3,
+    "classifier_score": 2,
+    "frechet_distance": 1,
+}
+
+
+def _classifier_measures(report: dict) -> dict:
+    """The measures of :data:`CLASSIFIER_MEASURES` that ``report`` has (none on a dataset without a classifier)."""
+    found = {}
+    for name, keys in CLASSIFIER_MEASURES.items():
+        value = report
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            found[name] = float(value)
+    return found
+
+
 def _stats(values: list[float]) -> dict:
     if not values:
         return {"n": 0}
@@ -174,13 +207,14 @@ def _stats(values: list[float]) -> dict:
 
 def summarize(out: Path, seeds: list[int], epochs: list[int]) -> dict:
     """Collect every scored (seed, epoch) of the sweep into ``summary.json`` / ``summary.md``."""
-    rows = []  # (seed, epoch, test mean, test se, validation score, sigma)
+    rows = []  # seed, epoch, test mean and se, validation score, sigma, and the classifier's measures
     for seed in seeds:
         for epoch in epochs:
             path = out / f"seed_{seed}" / "epochs" / f"epoch_{epoch:04d}" / "report.json"
             if not path.is_file():
                 continue
-            parzen = json.loads(path.read_text())["parzen"]
+            report = json.loads(path.read_text())
+            parzen = report["parzen"]
             valid = max(parzen["valid_ll"]) if parzen.get("valid_ll") else float("nan")
             rows.append(
                 {
@@ -190,15 +224,17 @@ def summarize(out: Path, seeds: list[int], epochs: list[int]) -> dict:
                     "test_se": parzen["se"],
                     "valid": valid,
                     "sigma": parzen["sigma"],
+                    **_classifier_measures(report),
                 }
             )
-    by_epoch = {
-        str(e): {
-            "test": _stats([r["test"] for r in rows if r["epoch"] == e]),
-            "valid": _stats([r["valid"] for r in rows if r["epoch"] == e]),
-        }
-        for e in epochs
-    }
+    by_epoch = {}
+    for e in epochs:
+        mine = [r for r in rows if r["epoch"] == e]
+        by_epoch[str(e)] = {"test": _stats([r["test"] for r in mine]), "valid": _stats([r["valid"] for r in mine])}
+        for key in CLASSIFIER_MEASURES:
+            values = [r[key] for r in mine if key in r]
+            if values:
+                by_epoch[str(e)][key] = _stats(values)
     finite = [r for r in rows if math.isfinite(r["valid"])]
     best = max(finite, key=lambda r: r["valid"]) if finite else None
     per_seed = {}
@@ -223,12 +259,13 @@ def summarize(out: Path, seeds: list[int], epochs: list[int]) -> dict:
     return summary
 
 
-def _fmt(stats: dict) -> str:
+def _fmt(stats: dict, digits: int = 1) -> str:
     if not stats.get("n"):
         return "—"
-    sd = "" if not math.isfinite(stats["sd"]) else f" ± {stats['sd']:.1f}"
-    spread = f"median {stats['median']:.1f}, {stats['min']:.1f} … {stats['max']:.1f}; n={stats['n']}"
-    return f"{stats['mean']:.1f}{sd} ({spread})"
+    d = digits
+    sd = "" if not math.isfinite(stats["sd"]) else f" ± {stats['sd']:.{d}f}"
+    spread = f"median {stats['median']:.{d}f}, {stats['min']:.{d}f} … {stats['max']:.{d}f}; n={stats['n']}"
+    return f"{stats['mean']:.{d}f}{sd} ({spread})"
 
 
 def render_markdown(summary: dict) -> str:
@@ -244,6 +281,18 @@ def render_markdown(summary: dict) -> str:
         vals = [f"{cell[(s, e)]['test']:.1f}" if (s, e) in cell else "—" for e in epochs]
         lines.append(f"| {s} | " + " | ".join(vals) + " |")
     lines.append("| **mean ± sd** | " + " | ".join(_fmt(summary["by_epoch"][str(e)]["test"]) for e in epochs) + " |")
+    measured = [k for k in CLASSIFIER_MEASURES if any(k in r for r in summary["runs"])]
+    if measured:
+        lines += [
+            "",
+            "Measured with the bundled MNIST classifier, mean ± sd over seeds:",
+            "",
+            "| measure | " + " | ".join(f"epoch {e}" for e in epochs) + " |",
+            "|---|" + "---|" * len(epochs),
+        ]
+        for key in measured:
+            cells = [_fmt(summary["by_epoch"][str(e)].get(key, {}), digits=_DIGITS[key]) for e in epochs]
+            lines.append(f"| {key} | " + " | ".join(cells) + " |")
     best = summary["selected_on_validation"]
     lines.append("")
     if best:
