@@ -24,9 +24,16 @@ def _data(d=16, n_train=300, n_valid=120, n_test=150):
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
+    from gancore.evaluate import theory1d
+
     out = tmp_path_factory.mktemp("run")
-    with warnings.catch_warnings():
+    real = theory1d.train_gan_1d
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as mp:
         warnings.simplefilter("ignore")  # tiny data: σ may sit on the grid edge
+        # Figure 1's 1-D GAN is test_theory1d's subject; here only its place in the report is, so it trains
+        # 60 steps instead of 600, with a private cache so the short run never lands in the user's.
+        mp.setattr(theory1d, "train_gan_1d", lambda **kw: real(steps=60, snapshots=(0, 30, None), **kw))
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
         rep = evaluate_generator(
             TinyGenerator.make(),
             CFG,

@@ -88,3 +88,36 @@ def test_gan_1d_and_figure1(tmp_path):
     assert last["mean_abs_d_minus_half"] < 0.1
     info = figure1(tmp_path / "fig1.png", snapshots=snaps)
     assert (tmp_path / "fig1.png").stat().st_size > 5000 and info["steps"] == [0, 100, 400]
+
+
+def test_figure1_snapshots_are_trained_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from gancore.evaluate import theory1d
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    real, calls = theory1d.train_gan_1d, []
+
+    def short_training(**kw):  # the defaults' 3,600 steps are not what this test is about
+        calls.append(kw)
+        return real(steps=40, snapshots=(0, 20, None), **kw)
+
+    monkeypatch.setattr(theory1d, "train_gan_1d", short_training)
+    first = theory1d.figure1_snapshots(3)
+    (entry,) = (tmp_path / "gancore" / "eval").glob("figure1_*seed3_*.npz")
+    again = theory1d.figure1_snapshots(3)
+    assert len(calls) == 1  # the second call trained nothing
+    assert [s.step for s in again] == [s.step for s in first] == [0, 20, 40]
+    for a, b in zip(first, again):
+        for field in ("x", "p_data", "p_g", "d"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+        assert a.extra == b.extra
+    theory1d.figure1_snapshots(4)  # another seed is another entry
+    assert len(calls) == 2 and len(list(entry.parent.glob("figure1_*.npz"))) == 2
+
+    entry.write_bytes(b"not an npz")  # damaged: retrained and rewritten, with a warning
+    repaired = theory1d.figure1_snapshots(3)
+    assert len(calls) == 3 and [s.step for s in repaired] == [0, 20, 40]
+    theory1d.figure1_snapshots(3)
+    assert len(calls) == 3
+    theory1d.figure1_snapshots(3, use_cache=False)  # --no-reference-cache: always trains
+    assert len(calls) == 4

@@ -52,7 +52,8 @@ class EvalConfig:
         True,
         group="reference rows",
         boolean=True,
-        help="read and write the reference rows in the user cache (they do not depend on the model)",
+        help="read and write the reference rows and Figure 1's 1-D GAN in the user cache (neither depends on "
+        "the model)",
     )
     memorization: bool = knob(
         True,

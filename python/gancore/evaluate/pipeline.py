@@ -238,7 +238,9 @@ def _classifier_metrics(samples, data, device, use_cache) -> dict:
         return {"skipped": str(exc)}
 
 
-def _figures(G, config, samples, data, report, out_dir, seed, interpolation, device, n_threads, figure1=True) -> dict:
+def _figures(
+    G, config, samples, data, report, out_dir, seed, interpolation, device, n_threads, figure1=True, cache=True
+) -> dict:
     from . import conditional as C
     from . import figures as F
 
@@ -274,8 +276,10 @@ def _figures(G, config, samples, data, report, out_dir, seed, interpolation, dev
         made["nn_histogram"] = F.distance_histograms(d_gen, d_test, out_dir / "nn_distances.png")
     if figure1:
         from .theory1d import figure1 as draw_figure1
+        from .theory1d import figure1_snapshots
 
-        made["figure1"] = draw_figure1(out_dir / "figure1_1d.png", seed=seed)
+        snapshots = figure1_snapshots(seed, use_cache=cache)
+        made["figure1"] = draw_figure1(out_dir / "figure1_1d.png", snapshots)
         report["theory1d"] = made["figure1"]["final"]
     curves = {"model": report["_parzen"], **{f"ref: {k}": v for k, v in report["_references"].items()}}
     made["sigma_curve"] = F.sigma_curve(curves, out_dir / "sigma_curve.png")
@@ -418,7 +422,21 @@ def evaluate_generator(G, config: dict, out_dir, *, data: dict | None = None, **
         t = tick("birthday", t)
     fig_files = {}
     if figures and dist.is_main:
-        fig_files = _figures(G, config, samples, data, report, out_dir, seed, interpolation, device, n_threads, figure1)
+        # Figure 1's 1-D GAN depends on neither the model nor the data, so its cache needs no dataset name.
+        fig_files = _figures(
+            G,
+            config,
+            samples,
+            data,
+            report,
+            out_dir,
+            seed,
+            interpolation,
+            device,
+            n_threads,
+            figure1,
+            cache=opts.reference_cache,
+        )
         t = tick("figures", t)
     timings["total"] = round(time.perf_counter() - t0, 3)
 

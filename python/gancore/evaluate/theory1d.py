@@ -31,6 +31,7 @@ __all__ = [
     "Mixture1D",
     "check_optimal_discriminator",
     "figure1",
+    "figure1_snapshots",
     "jsd",
     "optimal_discriminator",
     "train_gan_1d",
@@ -327,6 +328,71 @@ def _train_loop(G, D, opt_g, opt_d, p_data, steps, batch, rng, want, snap, k=1):
         opt_g.step()
         if step in want:
             snap(step)
+
+
+# Bumped when the cached snapshots' file layout changes; a change of this module's code changes the key anyway.
+FIGURE1_CACHE_VERSION = 1
+
+
+def figure1_snapshots(seed: int = 0, *, use_cache: bool = True) -> list[GanSnapshot]:
+    """:func:`train_gan_1d`'s default run for ``seed``, read from the user cache when it holds it.
+
+    Figure 1's 1-D GAN does not depend on the run being evaluated, yet training it (3,600 optimizer
+    steps, and the first import of torch's optimizers) took 10–20 s of every ``gancore.evaluate`` on
+    a 2-core machine. The cache key is the seed, the torch version and a hash of this module's source,
+    so a change to the 1-D GAN's code is retrained, never read stale. An unreadable entry is retrained
+    and rewritten; a cache that cannot be written only costs the time.
+    """
+    import hashlib
+
+    import torch
+
+    if not use_cache:
+        return train_gan_1d(seed=seed)
+    from ..common.atomic import atomic_path
+    from ..common.cache import cache_root
+
+    source = hashlib.sha256(open(__file__, "rb").read()).hexdigest()[:16]
+    key = f"figure1_v{FIGURE1_CACHE_VERSION}_seed{int(seed)}_torch{torch.__version__}_{source}"
+    path = cache_root("eval") / f"{key.replace('+', '_')}.npz"
+    if path.is_file():
+        try:
+            return _read_snapshots(path)
+        except (OSError, ValueError, KeyError) as exc:  # damaged or foreign: retrain, never trust it
+            logger.warning("ignoring unreadable Figure 1 cache %s (%s)", path, exc)
+    snapshots = train_gan_1d(seed=seed)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            _write_snapshots(tmp, snapshots)
+    except OSError as exc:  # read-only home etc.: the cache is only an optimization
+        logger.warning("could not write the Figure 1 cache %s (%s)", path, exc)
+    return snapshots
+
+
+def _write_snapshots(path, snapshots: list[GanSnapshot]) -> None:
+    import json
+
+    np.savez(
+        path,
+        steps=np.array([s.step for s in snapshots], np.int64),
+        x=np.stack([s.x for s in snapshots]),
+        p_data=np.stack([s.p_data for s in snapshots]),
+        p_g=np.stack([s.p_g for s in snapshots]),
+        d=np.stack([s.d for s in snapshots]),
+        extra=np.array(json.dumps([s.extra for s in snapshots])),
+    )
+
+
+def _read_snapshots(path) -> list[GanSnapshot]:
+    import json
+
+    with np.load(path, allow_pickle=False) as f:
+        steps, x, p_data, p_g, d = (f[k] for k in ("steps", "x", "p_data", "p_g", "d"))
+        extra = json.loads(str(f["extra"]))
+    if not (len(steps) == len(x) == len(p_data) == len(p_g) == len(d) == len(extra) > 0):
+        raise ValueError("the arrays disagree in length")
+    return [GanSnapshot(int(steps[i]), x[i], p_data[i], p_g[i], d[i], extra[i]) for i in range(len(steps))]
 
 
 def figure1(path, snapshots: list[GanSnapshot] | None = None, **train_kwargs) -> dict:
