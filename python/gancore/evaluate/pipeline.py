@@ -19,7 +19,8 @@ Steps (each timed in the report):
    **Classifier metrics** (MNIST only, :mod:`gancore.evaluate.class_metrics`) — the bundled MNIST classifier's
    class histogram, digits covered, KL to uniform, classifier score and Fréchet distance, beside real data.
 5. **Figures** (``gancore.evaluate.figures``) — Figure 2 grid and 50-pair panel, Figure 3 interpolations,
-   distance histograms, σ curves; Figure 1 from a 1-D GAN (``gancore.evaluate.theory1d``).
+   distance histograms, σ curves; Figure 1 from a 1-D GAN (``gancore.evaluate.theory1d``; trained once per
+   seed and then read from the same cache, since it depends on neither the model nor the data).
 6. **Report** (``gancore.evaluate.report``) — ``report.json`` and ``report.md`` in RUN_DIR.
 
 ``evaluate_run(run_dir)`` loads the generator with ``gancore.train.checkpoints.load_generator`` and calls
