@@ -301,7 +301,7 @@ def samples_figure(path, samples: dict[str, np.ndarray]) -> Path:
     from ..common.grid import pyplot, save_plot
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(samples), figsize=(3.0 * len(samples), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(samples), figsize=(max(4.2, 3.0 * len(samples)), 3.2), squeeze=False)
     centers = ring_centers()
     for ax, (name, pts) in zip(axes[0], samples.items()):
         ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4, color="tab:blue")
