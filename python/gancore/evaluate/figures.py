@@ -101,9 +101,9 @@ def nn_pairs_panel(
     per_row = as_int(pairs_per_row, "pairs_per_row", low=1)
     idx, d2 = nearest_neighbors(samples[:n], train, 1, n_threads=n_threads)
     dist = np.sqrt(d2[:, 0])
-    tiles = np.empty((2 * n, *to_uint8(samples[:1], image_shape).shape[1:]), np.uint8)
-    tiles[0::2] = to_uint8(samples[:n], image_shape)
-    tiles[1::2] = to_uint8(train[idx[:, 0]], image_shape)
+    # Sample i, then its neighbor: (n, 2, H, W, 3) read row-major as 2n tiles.
+    pairs = np.stack([to_uint8(samples[:n], image_shape), to_uint8(train[idx[:, 0]], image_shape)], axis=1)
+    tiles = pairs.reshape(2 * n, *pairs.shape[2:])
     # One Pillow image rather than 2·n matplotlib axes: with 100 axes, layout and drawing took
     # about 5 s of every evaluation on a 2-core machine; this takes a few milliseconds.
     labels = [f"d={d:.2f}" for d in dist]

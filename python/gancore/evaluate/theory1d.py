@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -352,7 +353,7 @@ def figure1_snapshots(seed: int = 0, *, use_cache: bool = True) -> list[GanSnaps
     from ..common.atomic import atomic_path
     from ..common.cache import cache_root
 
-    source = hashlib.sha256(open(__file__, "rb").read()).hexdigest()[:16]
+    source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
     key = f"figure1_v{FIGURE1_CACHE_VERSION}_seed{int(seed)}_torch{torch.__version__}_{source}"
     path = cache_root("eval") / f"{key.replace('+', '_')}.npz"
     if path.is_file():

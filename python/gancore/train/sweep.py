@@ -162,27 +162,20 @@ def score(run_dir: Path, out_dir: Path, eval_threads: int) -> dict:
 
 
 # The bundled classifier's numbers of a report (issue 12 §1-2), summarized beside Parzen when a run has them:
-# summary name → where the report keeps it, in the order the summary prints them.
+# summary name → (where the report keeps it, decimals in summary.md), in the order the summary prints them.
 CLASSIFIER_MEASURES = {
-    "conditional_accuracy": ("conditional", "accuracy", "accuracy"),
-    "digits_covered": ("classifier", "samples", "digits_covered"),
-    "kl_to_uniform": ("classifier", "samples", "kl_to_uniform"),
-    "classifier_score": ("classifier", "samples", "classifier_score"),
-    "frechet_distance": ("classifier", "samples", "frechet_distance"),
-}
-_DIGITS = {
-    "conditional_accuracy": 3,
-    "digits_covered": 1,
-    "kl_to_uniform": 3,
-    "classifier_score": 2,
-    "frechet_distance": 1,
+    "conditional_accuracy": (("conditional", "accuracy", "accuracy"), 3),
+    "digits_covered": (("classifier", "samples", "digits_covered"), 1),
+    "kl_to_uniform": (("classifier", "samples", "kl_to_uniform"), 3),
+    "classifier_score": (("classifier", "samples", "classifier_score"), 2),
+    "frechet_distance": (("classifier", "samples", "frechet_distance"), 1),
 }
 
 
 def _classifier_measures(report: dict) -> dict:
     """The measures of :data:`CLASSIFIER_MEASURES` that ``report`` has (none on a dataset without a classifier)."""
     found = {}
-    for name, keys in CLASSIFIER_MEASURES.items():
+    for name, (keys, _) in CLASSIFIER_MEASURES.items():
         value = report
         for key in keys:
             value = value.get(key) if isinstance(value, dict) else None
@@ -291,7 +284,7 @@ def render_markdown(summary: dict) -> str:
             "|---|" + "---|" * len(epochs),
         ]
         for key in measured:
-            cells = [_fmt(summary["by_epoch"][str(e)].get(key, {}), digits=_DIGITS[key]) for e in epochs]
+            cells = [_fmt(summary["by_epoch"][str(e)].get(key, {}), digits=CLASSIFIER_MEASURES[key][1]) for e in epochs]
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
     best = summary["selected_on_validation"]
     lines.append("")
