@@ -33,6 +33,19 @@ def test_all_modes_one_mode_and_noise():
     assert m["high_quality"] < 0.01 and m["modes_covered"] == 0
 
 
+def test_nearest_mode_measures_tell_a_spread_collapse_from_a_spread_cover():
+    rng = np.random.default_rng(3)
+    blob = ring.ring_centers()[2] + 0.3 * rng.standard_normal((2500, 2))  # around mode 2, 5σ wide: no quality
+    m = ring.mode_metrics(blob)
+    assert m["high_quality"] < 0.05 and m["modes_covered"] <= 1
+    assert m["modes_nearest"] == 1 and m["top_mode_share"] > 0.95 and np.argmax(m["nearest_counts"]) == 2
+    angles = rng.uniform(0, 2 * np.pi, 2500)  # the whole circle, as spread
+    circle = np.stack([2 * np.cos(angles), 2 * np.sin(angles)], 1) + 0.3 * rng.standard_normal((2500, 2))
+    c = ring.mode_metrics(circle)
+    assert c["high_quality"] < 0.05 and c["modes_nearest"] == 8 and c["top_mode_share"] < 0.2
+    assert sum(c["nearest_counts"]) == 2500
+
+
 def test_one_percent_rule_and_off_mode_points():
     c = ring.ring_centers()
     at = lambda mode, n: np.repeat(c[mode : mode + 1], n, axis=0)  # noqa: E731  (exactly on the mean)
@@ -80,3 +93,20 @@ def test_cli_settings_metz2016_trains_the_authors_sizes(tmp_path, capsys):
     want = {**ring.SETTINGS["metz2016"], "steps": 3}
     assert {k: settings[k] for k in want} == want
     assert "settings metz2016, 3 steps" in capsys.readouterr().out
+
+
+def test_veegan2017_nets_are_relu_with_a_one_layer_discriminator():
+    torch = pytest.importorskip("torch")
+    cfg = ring.RingConfig(**{**ring.SETTINGS["veegan2017"], "steps": 2})
+    gen, disc = ring._nets(cfg)
+    linears = lambda m: [x for x in m.modules() if isinstance(x, torch.nn.Linear)]  # noqa: E731
+    assert [tuple(x.weight.shape) for x in linears(gen)] == [(128, 255), (128, 128), (2, 128)]
+    assert [tuple(x.weight.shape) for x in linears(disc)] == [(128, 2), (1, 128)]
+    assert {type(x) for x in [*gen.modules(), *disc.modules()]} & {torch.nn.Tanh, torch.nn.ReLU} == {torch.nn.ReLU}
+    assert disc.features(torch.zeros(3, 2)).min() >= 0  # f(x) is the ReLU layer's output
+    tanh_gen, _ = ring._nets(ring.RingConfig())
+    assert any(isinstance(x, torch.nn.Tanh) for x in tanh_gen.modules())
+    with pytest.raises(ValueError, match="activation"):
+        ring._nets(ring.RingConfig(activation="gelu"))
+    with pytest.raises(ValueError, match="d_hidden_layers"):
+        ring._nets(ring.RingConfig(d_hidden_layers=0))

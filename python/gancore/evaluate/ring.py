@@ -23,7 +23,9 @@ high-quality point (``modes_any``); ``modes_covered`` asks for at least 1 % of t
 2,500), so that a mode does not count on the strength of one stray point.
 
 Run ``python -m gancore.evaluate.ring OUT_DIR`` (``--help`` for the options; ``--settings metz2016``
-trains the authors' sizes, batch, learning rates and length instead of the small defaults). Every (technique,
+trains the unrolled-GAN authors' sizes, batch, learning rates and length instead of the small defaults,
+``--settings veegan2017`` the ReLU nets of VEEGAN's ring script, whose one-layer D lets the plain game
+collapse; see ``SETTINGS``). Every (technique,
 seed) run is stored in ``OUT_DIR/runs/`` as soon as it ends, so an interrupted command, run again,
 goes on with the runs it has not done. It writes ``ring_report.json``, ``ring_samples.png`` (the
 last samples of seed 0 of each technique) and ``ring_modes_over_time.png`` (which mode the
@@ -52,11 +54,27 @@ COVER_SHARE = 0.01
 
 # Net sizes, batch, learning rates and length: ``small`` is RingConfig's defaults (seconds per run on one
 # thread); ``metz2016`` the unrolled-GAN authors' toy (poolio/unrolled_gan), about 10 CPU minutes per
-# plain run here. The data (8 modes, σ 0.02, radius 2) are the same for both.
+# plain run here; ``veegan2017`` the nets of VEEGAN's 2-D ring script (its params: batch 500, G's input
+# 254 + 1 noise dimensions → ReLU 128 → ReLU 128 → 2, D one ReLU layer of 128, Adam lr 1e-3 and β1 0.5
+# for both), 20,000 steps where the script runs 100,000, about 3 CPU minutes per plain run here. The
+# data (8 modes, σ 0.02, radius 2) are the same for all three.
 SETTINGS = {
     "small": {},
     "metz2016": dict(steps=25000, noise_dim=256, hidden=128, batch_size=512, lr_d=1e-4, lr_g=1e-3),
+    "veegan2017": dict(
+        steps=20000,
+        noise_dim=255,
+        hidden=128,
+        batch_size=500,
+        activation="relu",
+        d_hidden_layers=1,
+        lr_d=1e-3,
+        lr_g=1e-3,
+    ),
 }
+
+# RingConfig.activation → the torch.nn module of G's and D's hidden layers.
+ACTIVATIONS = {"tanh": "Tanh", "relu": "ReLU"}
 
 TECHNIQUES = {
     "plain": {},
@@ -79,8 +97,8 @@ def sample_ring(n: int, rng: np.random.Generator, *, modes: int = MODES, radius:
     return (centers[which] + std * rng.standard_normal((n, 2))).astype(np.float32)
 
 
-def assign_modes(samples: np.ndarray, *, std: float = STD, centers: np.ndarray | None = None) -> np.ndarray:
-    """For each point, the index of its nearest mode when within 3σ of it (high quality), else −1."""
+def nearest_modes(samples: np.ndarray, centers: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For each point, the index of its nearest mode and the distance to that mode's mean."""
     samples = np.asarray(samples, dtype=np.float64)
     if samples.ndim != 2 or samples.shape[1] != 2:
         raise ValueError(f"samples must be (n, 2) points; got shape {samples.shape}")
@@ -89,23 +107,40 @@ def assign_modes(samples: np.ndarray, *, std: float = STD, centers: np.ndarray |
     centers = ring_centers() if centers is None else centers
     dist = np.linalg.norm(samples[:, None, :] - centers[None, :, :], axis=2)  # (n, modes)
     nearest = dist.argmin(1)
-    return np.where(dist[np.arange(len(samples)), nearest] <= HIGH_QUALITY_STDS * std, nearest, -1)
+    return nearest, dist[np.arange(len(samples)), nearest]
+
+
+def assign_modes(samples: np.ndarray, *, std: float = STD, centers: np.ndarray | None = None) -> np.ndarray:
+    """For each point, the index of its nearest mode when within 3σ of it (high quality), else −1."""
+    nearest, dist = nearest_modes(samples, centers)
+    return np.where(dist <= HIGH_QUALITY_STDS * std, nearest, -1)
 
 
 def mode_metrics(samples: np.ndarray, *, std: float = STD, centers: np.ndarray | None = None) -> dict:
     """``modes_covered`` (modes holding ≥ 1 % of the points as high-quality points), ``high_quality``
-    (share of points within 3σ of a mode) and the per-mode counts."""
-    which = assign_modes(samples, std=std, centers=centers)
-    modes = len(ring_centers() if centers is None else centers)
-    n = len(which)
+    (share of points within 3σ of a mode) and the per-mode counts.
+
+    Quality aside, ``modes_nearest`` counts the modes that are the nearest mode of ≥ 1 % of the points
+    and ``top_mode_share`` is the share of the points whose nearest mode is the most common one: a
+    generator collapsed onto one mode's neighbourhood, but too spread to be within 3σ of it, has no
+    high-quality points, ``modes_nearest`` 1 and ``top_mode_share`` near 1, where one spread evenly
+    over the plane has 8 and about 1/8."""
+    centers = ring_centers() if centers is None else centers
+    nearest, dist = nearest_modes(samples, centers)
+    n, modes = len(nearest), len(centers)
     if n == 0:
         raise ValueError("samples is empty")
-    counts = np.bincount(which[which >= 0], minlength=modes)
+    high = dist <= HIGH_QUALITY_STDS * std
+    counts = np.bincount(nearest[high], minlength=modes)
+    nearest_counts = np.bincount(nearest, minlength=modes)
     return dict(
         modes_covered=int((counts >= COVER_SHARE * n).sum()),
         modes_any=int((counts >= 1).sum()),
-        high_quality=float((which >= 0).mean()),
+        high_quality=float(high.mean()),
         counts=counts.tolist(),
+        modes_nearest=int((nearest_counts >= COVER_SHARE * n).sum()),
+        top_mode_share=float(nearest_counts.max() / n),
+        nearest_counts=nearest_counts.tolist(),
     )
 
 
@@ -122,6 +157,8 @@ class RingConfig:
     batch_size: int = 256
     noise_dim: int = 32
     hidden: int = 64
+    activation: str = "tanh"
+    d_hidden_layers: int = 2
     lr_d: float = 1e-3
     lr_g: float = 1e-3
     adam_beta1: float = 0.5
@@ -148,24 +185,30 @@ def _nets(cfg: RingConfig):
 
     from ..train.models import MinibatchDiscrimination
 
+    if cfg.activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {cfg.activation!r}")
+    if cfg.d_hidden_layers < 1:
+        raise ValueError(f"d_hidden_layers must be >= 1; got {cfg.d_hidden_layers}")
+    act = getattr(nn, ACTIVATIONS[cfg.activation])
+
     class RingGenerator(nn.Module):
         def __init__(self):
             super().__init__()
             h = cfg.hidden
-            self.net = nn.Sequential(
-                nn.Linear(cfg.noise_dim, h), nn.Tanh(), nn.Linear(h, h), nn.Tanh(), nn.Linear(h, 2)
-            )
+            self.net = nn.Sequential(nn.Linear(cfg.noise_dim, h), act(), nn.Linear(h, h), act(), nn.Linear(h, 2))
 
         def forward(self, z):
             return self.net(z)  # (n, 2)
 
     class RingDiscriminator(nn.Module):
-        """``features`` f(x) is the last tanh layer; ``head`` the logit, reading [f, o] with minibatch features."""
+        """``features`` f(x) is the last hidden layer (after its activation); ``head`` the logit, reading
+        [f, o] with minibatch features."""
 
         def __init__(self):
             super().__init__()
             h = cfg.hidden
-            self.body = nn.Sequential(nn.Linear(2, h), nn.Tanh(), nn.Linear(h, h), nn.Tanh())
+            deeper = [layer for _ in range(cfg.d_hidden_layers - 1) for layer in (nn.Linear(h, h), act())]
+            self.body = nn.Sequential(nn.Linear(2, h), act(), *deeper)
             self.out = nn.Linear(h + cfg.minibatch_features, 1)
             self.minibatch = (
                 MinibatchDiscrimination(h, cfg.minibatch_features, cfg.minibatch_kernel_dim)
@@ -261,6 +304,8 @@ def run_experiment(out_dir, techniques: dict[str, dict], seeds: int, base: RingC
             if path.is_file():
                 rec = json.loads(path.read_text())
                 if rec.get("settings") == {**settings, **techniques[name]}:
+                    if "modes_nearest" not in rec:  # stored before the measure existed: from its samples
+                        rec.update(mode_metrics(np.load(runs_dir / f"{name}_seed{seed}.npy")))
                     results[name].append(rec)
                     continue
             cfg = RingConfig(**{**base.__dict__, **techniques[name], "seed": seed})
@@ -271,6 +316,7 @@ def run_experiment(out_dir, techniques: dict[str, dict], seeds: int, base: RingC
             write_atomic(path, json.dumps(rec))
             print(
                 f"{name:>16} seed {seed}: {rec['modes_covered']} modes, high quality {rec['high_quality']:.3f}, "
+                f"nearest-mode modes {rec['modes_nearest']}, top mode's share {rec['top_mode_share']:.3f}, "
                 f"{rec['seconds']:.1f} s",
                 flush=True,
             )
@@ -293,6 +339,8 @@ def _summary(recs: list[dict]) -> dict:
         modes_covered=ms([r["modes_covered"] for r in recs]),
         modes_any=ms([sum(c >= 1 for c in r["counts"]) for r in recs]),  # VEEGAN's count
         high_quality=ms([r["high_quality"] for r in recs]),
+        modes_nearest=ms([r["modes_nearest"] for r in recs]),
+        top_mode_share=ms([r["top_mode_share"] for r in recs]),
         seconds=ms([r["seconds"] for r in recs]),
     )
 
@@ -360,7 +408,8 @@ def main(argv=None) -> int:
         default="small",
         choices=list(SETTINGS),
         help="small: RingConfig's defaults (seconds per run); metz2016: the unrolled-GAN authors' nets, batch, "
-        "learning rates and 25,000 steps (minutes per run)",
+        "learning rates and 25,000 steps (minutes per run); veegan2017: VEEGAN's ring nets (ReLU, D of one "
+        "layer), batch 500, Adam 1e-3 for both, 20,000 steps (minutes per run)",
     )
     ap.add_argument("--steps", type=int, help=f"iterations per run (default: the settings', small {RingConfig.steps})")
     ap.add_argument("--unroll", type=int, default=5, help="K of the unrolled technique (default 5)")
@@ -395,9 +444,11 @@ def main(argv=None) -> int:
     for name, s in report["summary"].items():
         (m, msd), (a, asd) = s["modes_covered"], s["modes_any"]
         (h, hsd), (t, tsd) = s["high_quality"], s["seconds"]
+        (q, qsd), (top, topsd) = s["modes_nearest"], s["top_mode_share"]
         print(
             f"  {name:>16}: modes (≥ 1 %) {m:.1f} ± {msd:.1f}, modes (≥ 1 point) {a:.1f} ± {asd:.1f}, "
-            f"high quality {h:.3f} ± {hsd:.3f}, {t:.1f} ± {tsd:.1f} s/run"
+            f"high quality {h:.3f} ± {hsd:.3f}, nearest-mode modes {q:.1f} ± {qsd:.1f}, "
+            f"top mode's share {top:.3f} ± {topsd:.3f}, {t:.1f} ± {tsd:.1f} s/run"
         )
     print(f"→ {Path(args.out_dir) / 'ring_report.json'}, ring_samples.png, ring_modes_over_time.png")
     return 0
