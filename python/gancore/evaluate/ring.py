@@ -56,8 +56,9 @@ COVER_SHARE = 0.01
 # thread); ``metz2016`` the unrolled-GAN authors' toy (poolio/unrolled_gan), about 10 CPU minutes per
 # plain run here; ``veegan2017`` the nets of VEEGAN's 2-D ring script (its params: batch 500, G's input
 # 254 + 1 noise dimensions → ReLU 128 → ReLU 128 → 2, D one ReLU layer of 128, Adam lr 1e-3 and β1 0.5
-# for both), 20,000 steps where the script runs 100,000, about 3 CPU minutes per plain run here. The
-# data (8 modes, σ 0.02, radius 2) are the same for all three.
+# for both; the generator is what the script calls its inference network, and D reads only the point,
+# not VEEGAN's (x, z) pair), 20,000 steps where the script runs 100,000, about 3 CPU minutes per plain run
+# here. The data (8 modes, σ 0.02, radius 2; the script's are radius 4, σ 0.05) are the same for all three.
 SETTINGS = {
     "small": {},
     "metz2016": dict(steps=25000, noise_dim=256, hidden=128, batch_size=512, lr_d=1e-4, lr_g=1e-3),
