@@ -69,6 +69,8 @@ def test_short_training_smoke(tmp_path):
         assert 0 <= s["modes_covered"][0] <= 8 and 0.0 <= s["high_quality"][0] <= 1.0
     rec = json.loads((tmp_path / "runs" / "plain_seed0.json").read_text())
     assert rec["steps"] == [3, 6] and all(sum(o) == 32 for o in rec["occupancy"])
+    assert len(rec["occupancy_nearest"]) == 2 and all(sum(o) == 32 and len(o) == 8 for o in rec["occupancy_nearest"])
+    assert (tmp_path / "ring_nearest_modes_over_time.png").stat().st_size > 0
     assert (tmp_path / "ring_samples.png").stat().st_size > 0
     assert (tmp_path / "ring_modes_over_time.png").stat().st_size > 0
     mtime = (tmp_path / "runs" / "plain_seed0.json").stat().st_mtime_ns
