@@ -278,9 +278,10 @@ def train_ring(cfg: RingConfig) -> dict:
                 raise FloatingPointError(f"ring run diverged at step {step + 1} (seed {cfg.seed})")
             with torch.no_grad():
                 points = gen(fixed).numpy()
-            which = assign_modes(points)
+            nearest, dist = nearest_modes(points)  # once for both counts
+            which = np.where(dist <= HIGH_QUALITY_STDS * STD, nearest, -1)  # assign_modes
             occupancy.append(np.bincount(which + 1, minlength=MODES + 1).tolist())  # [off-mode, mode 0..7]
-            occupancy_nearest.append(np.bincount(nearest_modes(points)[0], minlength=MODES).tolist())  # quality aside
+            occupancy_nearest.append(np.bincount(nearest, minlength=MODES).tolist())  # quality aside
             tracked_steps.append(step + 1)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
