@@ -21,6 +21,9 @@ Everything after ``--`` (or any flag this command does not know) goes to ``pytho
 for every seed; ``--seed``, ``--out``, ``--epochs`` and ``--resume`` are set here. Killed at any point,
 the same command continues: finished epochs are skipped and a seed's run resumes from its checkpoint.
 Seeds run one after another in this process, so per seed it costs what a separate run costs.
+With ``--batched`` they train together instead, as replicas batched into one set of kernels
+(:mod:`gancore.train.replicas`: the same runs, one batched matrix product per layer for all seeds),
+which is what a GPU wants; each seed still gets its own ordinary run directory and scores.
 """
 
 from __future__ import annotations
@@ -81,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-epochs", required=True, help="epochs at which each seed is scored, e.g. 5,10,25")
     p.add_argument("--out", required=True, metavar="SWEEP_DIR", help="one run directory per seed goes in here")
     p.add_argument("--eval-threads", type=int, default=0, help="threads of the Parzen kernels (0: all cores)")
+    p.add_argument(
+        "--batched",
+        action="store_true",
+        help="train the seeds together as replicas batched into one set of kernels (mnist_2014's MLP nets)",
+    )
     return p
 
 
@@ -101,7 +109,11 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     out = Path(args.out)
     try:
-        for seed in seeds:
+        if args.batched:
+            code = run_batched(seeds, epochs, out, train_args, args.eval_threads)
+            if code in (EXIT_USAGE, EXIT_INTERRUPTED):
+                return code
+        for seed in [] if args.batched else seeds:
             code = run_seed(seed, epochs, out / f"seed_{seed}", train_args, args.eval_threads)
             if code not in (EXIT_OK, None):
                 log.error("seed %d stopped with exit code %d; its epochs so far are in the summary", seed, code)
@@ -135,6 +147,37 @@ def run_seed(seed: int, epochs: list[int], run_dir: Path, train_args: list[str],
             return code
         score(run_dir, report_path.parent, eval_threads)
     return None
+
+
+def run_batched(seeds: list[int], epochs: list[int], out: Path, train_args: list[str], eval_threads: int):
+    """:func:`run_seed` for all seeds at once: at each epoch, the seeds not yet scored there train together
+    as batched replicas (:func:`gancore.train.replicas.train_together`), then each is scored. A seed whose
+    run diverges is left out of the later epochs, as a separate run that fails ends its seed's sweep."""
+    from .replicas import train_together
+
+    dirs = {seed: out / f"seed_{seed}" for seed in seeds}
+    failed: dict[int, int] = {}
+    for epoch in epochs:
+        report = {seed: dirs[seed] / "epochs" / f"epoch_{epoch:04d}" / "report.json" for seed in seeds}
+        todo = [seed for seed in seeds if seed not in failed and not report[seed].is_file()]
+        if not todo:
+            continue
+        log.info("seeds %s: training to epoch %d as batched replicas", ", ".join(map(str, todo)), epoch)
+        try:
+            codes = train_together(todo, dirs, train_args, epoch)
+        except KeyboardInterrupt:
+            log.warning("interrupted; every replica is checkpointed: run the same command again to continue")
+            return EXIT_INTERRUPTED
+        except (ValueError, FileNotFoundError, ImportError) as exc:
+            log.error("%s", exc)
+            return EXIT_USAGE
+        for seed in todo:
+            if codes[seed] != EXIT_OK:
+                log.error("seed %d stopped with exit code %d; its epochs so far are in the summary", seed, codes[seed])
+                failed[seed] = codes[seed]
+                continue
+            score(dirs[seed], report[seed].parent, eval_threads)
+    return next(iter(failed.values()), None)
 
 
 def score(run_dir: Path, out_dir: Path, eval_threads: int) -> dict:

@@ -1,0 +1,147 @@
+"""Seed replicas batched into one set of kernels (gancore.train.replicas, ``sweep --batched``): replica r is
+the separate run of seed r, resumes bit for bit, catches up when left behind, and keeps a diverged replica
+from touching the others."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from gancore.distributed.group import SINGLE
+from gancore.train import checkpoints, cli, replicas, sweep
+from gancore.train.trainer import Trainer
+
+from _train_helpers import TINY
+
+
+def _separate(tmp_path, seed, flags, epochs=2):
+    run = tmp_path / "separate" / f"seed_{seed}"
+    assert cli.main([*TINY, *flags, "--seed", str(seed), "--out", str(run), "--epochs", str(epochs)]) == 0
+    return run
+
+
+def _state(run):
+    _, g, d, t = checkpoints.load(checkpoints.latest(run), device="cpu")
+    return g, d, t
+
+
+def _losses(run):
+    return [
+        (r["step"], r["loss_d"], r["loss_g"])
+        for r in map(json.loads, (run / "metrics.jsonl").read_text().split("\n")[:-1])
+    ]
+
+
+def _close(a: dict, b: dict, rtol: float) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=rtol, atol=1e-7), k
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        [],  # mnist_2014's scheme: simultaneous, SGD with momentum
+        ["--update", "alternating", "--k", "2"],
+        ["--optimizer", "adam", "--lr", "2e-4", "--max-col-norm", "0.5", "--label-smoothing", "0.1"],
+        ["--update", "alternating", "--g-loss", "minimax"],
+    ],
+    ids=["simultaneous", "alternating-k2", "adam-maxnorm-smoothing", "alternating-minimax"],
+)
+def test_each_replica_computes_the_separate_run_of_its_seed(tmp_path, flags):
+    """The defining property: batching changes how the products are launched, not what a replica computes.
+    Same random draws (the generators end in the same state), losses and weights equal to float rounding."""
+    seeds = [0, 1, 2]
+    dirs = {s: tmp_path / "batched" / f"seed_{s}" for s in seeds}
+    assert replicas.train_together(seeds, dirs, [*TINY, *flags], 2) == {0: 0, 1: 0, 2: 0}
+    for s in seeds:
+        alone = _separate(tmp_path, s, flags)
+        (ga, da, ta), (gb, db, tb) = _state(alone), _state(dirs[s])
+        assert torch.equal(ta["rng.device"], tb["rng.device"]) and torch.equal(ta["rng.perm"], tb["rng.perm"])
+        _close(ga, gb, 1e-5)
+        _close(da, db, 1e-5)
+        for (sa, lda, lga), (sb, ldb, lgb) in zip(_losses(alone), _losses(dirs[s]), strict=True):
+            assert sa == sb and lda == pytest.approx(ldb, rel=1e-5) and lga == pytest.approx(lgb, rel=1e-5)
+    assert not torch.allclose(_state(dirs[0])[0]["net.0.weight"], _state(dirs[1])[0]["net.0.weight"])
+
+
+def test_batched_resume_is_bit_identical_and_runs_resume_as_ordinary_runs(tmp_path):
+    straight = {s: tmp_path / "straight" / f"seed_{s}" for s in (0, 1)}
+    chunked = {s: tmp_path / "chunked" / f"seed_{s}" for s in (0, 1)}
+    replicas.train_together([0, 1], straight, TINY, 2)
+    replicas.train_together([0, 1], chunked, TINY, 1)
+    replicas.train_together([0, 1], chunked, TINY, 2)  # resumes both from their epoch-1 checkpoints
+    for s in (0, 1):
+        for a, b in zip(_state(straight[s]), _state(chunked[s]), strict=True):
+            for k in a:
+                if not k.startswith("rng.torch"):  # the global generator: each Trainer reseeds it on start
+                    assert torch.equal(a[k], b[k]), k
+        assert _losses(straight[s]) == _losses(chunked[s])
+        # A replica's directory is an ordinary run: python -m gancore.train continues it.
+        assert cli.main([*TINY, "--resume", str(chunked[s]), "--epochs", "3"]) == 0
+
+
+def test_a_replica_left_behind_catches_up_before_the_others_move(tmp_path):
+    """A sweep killed between two replicas' checkpoints leaves them at different steps: the one behind
+    trains alone to the others' step, then all go on together, and each is still its seed's run."""
+    dirs = {s: tmp_path / "batched" / f"seed_{s}" for s in (0, 1)}
+    replicas.train_together([0], dirs, TINY, 1)  # seed 0 at step 8, seed 1 not started
+    assert replicas.train_together([0, 1], dirs, TINY, 2) == {0: 0, 1: 0}
+    for s in (0, 1):
+        g, d, _ = _state(dirs[s])
+        ga, da, _ = _state(_separate(tmp_path, s, []))
+        _close(g, ga, 1e-5)
+        _close(d, da, 1e-5)
+
+
+def test_a_diverged_replica_is_set_aside_and_does_not_touch_the_others(tmp_path):
+    flags = [*TINY, "--epochs", "2"]
+    trainers = []
+    for s in (0, 1):
+        args = cli.build_parser().parse_args([*flags, "--seed", str(s), "--out", str(tmp_path / f"seed_{s}")])
+        cfg, run_dir, _ = cli.resolve(args)
+        trainers.append(cli.start(cfg, run_dir, torch.device("cpu"), SINGLE, False))
+    with torch.no_grad():
+        next(trainers[1].gen.parameters()).fill_(math.nan)  # seed 1's G is poisoned from the first step
+    group = replicas.ReplicaTrainer(trainers)
+    group.run()
+    assert group.diverged == [1]
+    assert checkpoints.latest(tmp_path / "seed_1") is None  # no NaN checkpoint was written
+    g, d, _ = _state(tmp_path / "seed_0")
+    ga, da, _ = _state(_separate(tmp_path, 0, []))
+    _close(g, ga, 1e-5)
+    _close(d, da, 1e-5)
+
+
+@pytest.mark.parametrize(
+    "flags,named",
+    [
+        (["--preset", "dcgan"], "--arch dcgan"),
+        (["--conditional"], "--conditional"),
+        (["--g-loss", "feature_matching"], "--g-loss feature_matching"),
+        (["--minibatch-features", "4"], "--minibatch-features"),
+        (["--update", "alternating", "--unroll", "2"], "--unroll"),
+    ],
+)
+def test_what_is_not_batched_is_a_one_line_error_before_anything_runs(tmp_path, caplog, flags, named):
+    out, train_flags = tmp_path / "sweep", [f for f in TINY if f != "--no-eval"]  # the sweep sets --no-eval
+    assert (
+        sweep.main(["--seeds", "0-1", "--eval-epochs", "1", "--batched", "--out", str(out), "--", *train_flags, *flags])
+        == 2
+    )
+    assert named in caplog.text
+    assert not any(out.glob("seed_*/checkpoints"))
+
+
+def test_replicas_must_be_one_recipe(tmp_path):
+    a = Trainer(_cfg(seed=0), tmp_path / "a", torch.device("cpu"))
+    b = Trainer(_cfg(seed=1, lr=0.01), tmp_path / "b", torch.device("cpu"))
+    with pytest.raises(ValueError, match="differ only in their seed; seed 1 differs in lr"):
+        replicas.ReplicaTrainer([a, b])
+
+
+def _cfg(**overrides):
+    from _train_helpers import tiny_config
+
+    return tiny_config(**overrides)
