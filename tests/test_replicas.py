@@ -4,6 +4,7 @@ from touching the others."""
 
 import json
 import math
+import signal
 
 import pytest
 import torch
@@ -145,3 +146,24 @@ def _cfg(**overrides):
     from _train_helpers import tiny_config
 
     return tiny_config(**overrides)
+
+
+def test_a_signal_checkpoints_every_replica_and_the_sweep_continues_bit_for_bit(tmp_path, monkeypatch):
+    straight = {s: tmp_path / "straight" / f"seed_{s}" for s in (0, 1)}
+    stopped = {s: tmp_path / "stopped" / f"seed_{s}" for s in (0, 1)}
+    replicas.train_together([0, 1], straight, TINY, 2)
+
+    def signalled_at_once(self):
+        self._stop_signal = signal.SIGTERM  # as if SIGTERM arrived during the first step
+        return {}
+
+    monkeypatch.setattr(replicas.ReplicaTrainer, "_install_signal_handlers", signalled_at_once)
+    with pytest.raises(KeyboardInterrupt):
+        replicas.train_together([0, 1], stopped, TINY, 2)
+    assert [checkpoints.latest(stopped[s]).name for s in (0, 1)] == ["step_00000001"] * 2
+    monkeypatch.undo()
+    replicas.train_together([0, 1], stopped, TINY, 2)  # the locks were released: it continues
+    for s in (0, 1):
+        a, b = _state(straight[s]), _state(stopped[s])
+        for x, y in zip(a, b, strict=True):
+            assert all(torch.equal(x[k], y[k]) for k in x if not k.startswith("rng.torch"))

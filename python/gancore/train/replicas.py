@@ -40,7 +40,7 @@ from .losses import generator_loss
 from .models import MaxoutDiscriminator, MLPGenerator
 from .optimizers import lr_at, momentum_at
 from .progress import Progress
-from .trainer import KILL_ENV, TrainingDiverged, _NoProgress, _restore_signal_handlers
+from .trainer import KILL_ENV, TrainingDiverged, _NoProgress, _restore_signal_handlers, install_stop_handlers
 
 log = logging.getLogger("gancore.train")
 
@@ -361,18 +361,7 @@ class ReplicaTrainer:
             progress.update(first.step, (first.step - 1) // first.steps_per_epoch, row)  # the replicas' mean
 
     def _install_signal_handlers(self):
-        def handler(signum, frame):
-            if self._stop_signal:
-                raise KeyboardInterrupt
-            self._stop_signal = signum
-
-        old = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                old[sig] = signal.signal(sig, handler)
-            except ValueError:
-                pass
-        return old
+        return install_stop_handlers(self)
 
 
 def train_together(seeds: list[int], run_dirs: dict, train_args: list[str], epochs: int) -> dict[int, int]:

@@ -365,20 +365,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def _install_signal_handlers(self):
-        """First Ctrl-C / SIGTERM: finish the current step, checkpoint, stop. A second one: stop now."""
-
-        def handler(signum, frame):
-            if self._stop_signal:
-                raise KeyboardInterrupt
-            self._stop_signal = signum
-
-        old = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                old[sig] = signal.signal(sig, handler)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-        return old
+        return install_stop_handlers(self)
 
 
 class _NoProgress:
@@ -392,6 +379,24 @@ class _NoProgress:
 
     def close(self) -> None:
         pass
+
+
+def install_stop_handlers(owner):
+    """First Ctrl-C / SIGTERM: set ``owner._stop_signal`` (finish the current step, checkpoint, stop).
+    A second one: stop now. Returns the previous handlers for :func:`_restore_signal_handlers`."""
+
+    def handler(signum, frame):
+        if owner._stop_signal:
+            raise KeyboardInterrupt
+        owner._stop_signal = signum
+
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+    return old
 
 
 def _restore_signal_handlers(old) -> None:
