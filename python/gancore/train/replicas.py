@@ -257,8 +257,9 @@ class ReplicaTrainer:
     trained in lock-step by one :class:`ReplicaGame`. They must stand at the same step.
 
     Each replica writes its own metrics, sample grids, curves and checkpoints exactly when a separate
-    run would (its ``images_per_s`` counts its own examples per second of the batched run). A replica whose losses or weights turn NaN/inf is reported and left at its last good
-    checkpoint while the others go on; ``diverged`` lists their seeds. Ctrl-C/SIGTERM: every replica
+    run would (its ``images_per_s`` counts its own examples per second of the batched run). A
+    replica whose losses or weights turn NaN/inf is reported and left at its last good checkpoint
+    while the others go on; ``diverged`` lists their seeds. Ctrl-C/SIGTERM: every replica
     finishes the step, checkpoints, and ``run`` raises KeyboardInterrupt.
     """
 
