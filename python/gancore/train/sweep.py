@@ -113,12 +113,13 @@ def main(argv=None) -> int:
             code = run_batched(seeds, epochs, out, train_args, args.eval_threads)
             if code in (EXIT_USAGE, EXIT_INTERRUPTED):
                 return code
-        for seed in [] if args.batched else seeds:
-            code = run_seed(seed, epochs, out / f"seed_{seed}", train_args, args.eval_threads)
-            if code not in (EXIT_OK, None):
-                log.error("seed %d stopped with exit code %d; its epochs so far are in the summary", seed, code)
-                if code in (EXIT_USAGE, EXIT_INTERRUPTED):
-                    return code  # a bad flag fails every seed alike; Ctrl-C or SIGTERM stops the sweep
+        else:
+            for seed in seeds:
+                code = run_seed(seed, epochs, out / f"seed_{seed}", train_args, args.eval_threads)
+                if code not in (EXIT_OK, None):
+                    log.error("seed %d stopped with exit code %d; its epochs so far are in the summary", seed, code)
+                    if code in (EXIT_USAGE, EXIT_INTERRUPTED):
+                        return code  # a bad flag fails every seed alike; Ctrl-C or SIGTERM stops the sweep
         summary = summarize(out, seeds, epochs)
     except RunLocked as exc:
         log.error("%s", exc)
