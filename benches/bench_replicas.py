@@ -13,6 +13,9 @@ see the same machine load:
 * ``batched``: R other trainers of the same seeds stepped together by
   :class:`gancore.train.replicas.ReplicaGame` (one ``baddbmm`` per layer for all seeds).
 
+Both sides run in one process, so they share its allocator settings: building the batched game on a CPU
+raises glibc's mmap and trim thresholds (:mod:`gancore.common.allocator`), for the separate side too.
+
 Printed: images/s of all seeds together (training examples consumed per second, summed over seeds:
 for separate runs taken one after another, one run's images/s) for each, and the ratio batched /
 separate, i.e. how much less time the R seeds take batched. On a GPU the separate side is what one

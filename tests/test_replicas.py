@@ -167,3 +167,41 @@ def test_a_signal_checkpoints_every_replica_and_the_sweep_continues_bit_for_bit(
         a, b = _state(straight[s]), _state(stopped[s])
         for x, y in zip(a, b, strict=True):
             assert all(torch.equal(x[k], y[k]) for k in x if not k.startswith("rng.torch"))
+
+
+def _products(step) -> int:
+    """Matrix products one call of ``step`` launches (aten mm/addmm/bmm/baddbmm, forward and backward)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    names = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
+    return sum(e.count for e in prof.key_averages() if e.key in names)
+
+
+@pytest.mark.parametrize("update", ["simultaneous", "alternating"])
+def test_a_batched_step_launches_the_products_of_one_separate_step(tmp_path, update):
+    """Batching R seeds must not add work: a backward pass that asks for G's parameters only (or D's
+    only) skips the gradients it does not need, as ``nn.Linear``'s backward does in a separate run, so
+    one batched step of R replicas launches as many products as one replica's separate step."""
+    separate = Trainer(_cfg(seed=0, update=update), tmp_path / "a", torch.device("cpu"))
+    together = [Trainer(_cfg(seed=s, update=update), tmp_path / f"b{s}", torch.device("cpu")) for s in (0, 1, 2)]
+    for t in [separate, *together]:
+        t.stream.new_epoch()
+    batched = replicas.ReplicaGame([t.game for t in together])
+    n_separate = _products(lambda: separate.game.step(0.1, 0.5))
+    n_batched = _products(lambda: batched.step(0.1, 0.5))
+    assert n_separate > 0 and n_batched == n_separate
+
+
+def test_the_allocator_setting_applies_where_glibc_is_and_is_a_no_op_elsewhere(monkeypatch):
+    """Batched CPU steps keep freed memory in the heap (gancore.common.allocator); on glibc Linux mallopt
+    takes the thresholds, elsewhere nothing happens and nothing breaks."""
+    import platform
+
+    from gancore.common import allocator
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert allocator.keep_freed_memory() is True
+    monkeypatch.setattr(allocator.sys, "platform", "darwin")
+    assert allocator.keep_freed_memory() is False

@@ -36,6 +36,7 @@ import time
 import torch
 from torch import nn
 
+from ..common.allocator import keep_freed_memory
 from .losses import generator_loss
 from .models import MaxoutDiscriminator, MLPGenerator
 from .optimizers import lr_at, momentum_at
@@ -99,28 +100,43 @@ class _Stacks:
 
     def linear(self, layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
         """x (R, n, in) → (R, n, out), every replica's own weights: one batched product."""
-        return _BatchedLinear.apply(x, self.of(layer.weight), self.of(layer.bias))
+        return batched_linear(x, self.of(layer.weight), self.of(layer.bias))
 
 
-class _BatchedLinear(torch.autograd.Function):
-    """y_r = x_r W_rᵀ + b_r for every replica r, as one ``baddbmm``.
+def batched_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """y_r = x_r W_rᵀ + b_r for every replica r: x (R, n, in), w (R, out, in), b (R, out) → (R, n, out).
 
-    Written out because autograd's own backward of ``baddbmm(b, x, Wᵀ)`` hands back dL/dW as a
-    transposed (strided) tensor, on which the optimizers' elementwise updates run about 3x slower on a
-    CPU; here dL/dW = gᵀx is computed in W's own layout, as ``nn.Linear``'s backward does."""
+    The product is one ``baddbmm``; its gradient is split over two autograd nodes, one towards x
+    (the product with W held constant) and one towards W and b (:class:`_WeightGrad`, zero in value),
+    summed. Why two: a backward pass asks for some inputs only (the simultaneous step's G pass wants
+    G's parameters, not D's weights it runs through; its D pass does not want the gradient reaching G's
+    samples), and the autograd engine skips a node whose outputs no requested input needs, where one
+    custom node would compute every gradient its inputs could take. With one node a step of
+    ``mnist_2014`` took 22 batched products where a separate run takes 18 (``nn.Linear``'s backward
+    is pruned that way), about a tenth of a CPU step (``benches/bench_replicas.py``: 0.84-0.86x of
+    separate runs before, 0.94-0.98x after; :mod:`gancore.common.allocator` made up the rest).
+
+    Why not autograd's own backward of ``baddbmm(b, x, Wᵀ)``: it hands dL/dW back transposed
+    (strided), on which the optimizers' elementwise updates run about 3x slower on a CPU;
+    :class:`_WeightGrad` computes dL/dW = gᵀx in W's own layout, as ``nn.Linear``'s backward does."""
+    y = torch.baddbmm(b.detach().unsqueeze(1), x, w.detach().transpose(1, 2))  # gradient towards x only
+    return y + _WeightGrad.apply(x.detach(), w, b)  # + 0, whose gradient goes to W and b
+
+
+class _WeightGrad(torch.autograd.Function):
+    """Zero in value; backward gives W and b the gradient of x Wᵀ + b (see :func:`batched_linear`)."""
 
     @staticmethod
     def forward(ctx, x, w, b):  # x (R, n, in), w (R, out, in), b (R, out)
-        ctx.save_for_backward(x, w)
-        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))  # (R, n, out)
+        ctx.save_for_backward(x)
+        return x.new_zeros(()).expand(x.shape[0], x.shape[1], w.shape[1])  # (R, n, out), no storage
 
     @staticmethod
     def backward(ctx, g):  # g (R, n, out)
-        x, w = ctx.saved_tensors
-        grad_x = torch.bmm(g, w) if ctx.needs_input_grad[0] else None  # (R, n, in)
+        (x,) = ctx.saved_tensors
         grad_w = torch.bmm(g.transpose(1, 2), x) if ctx.needs_input_grad[1] else None  # (R, out, in), contiguous
         grad_b = g.sum(dim=1) if ctx.needs_input_grad[2] else None  # (R, out)
-        return grad_x, grad_w, grad_b
+        return None, grad_w, grad_b
 
 
 def _dropout(x: torch.Tensor, keep: float, generators: list[torch.Generator]) -> torch.Tensor:
@@ -128,7 +144,9 @@ def _dropout(x: torch.Tensor, keep: float, generators: list[torch.Generator]) ->
     the same draws (shape, dtype, order) as a separate run, hence the same masks."""
     if keep >= 1.0:
         return x
-    masks = torch.stack([torch.empty_like(x[r]).bernoulli_(keep, generator=g) for r, g in enumerate(generators)])
+    masks = torch.empty_like(x)
+    for r, g in enumerate(generators):
+        masks[r].bernoulli_(keep, generator=g)  # row r is contiguous: a separate run's draws, in place
     return x * masks.mul_(1.0 / keep)
 
 
@@ -147,6 +165,8 @@ class ReplicaGame:
         self.G = _Stacks([g.gen for g in games])
         self.D = _Stacks([g.disc for g in games])
         self.gens = [g.rng for g in games]  # noise and dropout masks, as in a separate run
+        if games[0].stream.data.device.type == "cpu":
+            keep_freed_memory()  # stacked tensors are R times a run's: without it, page faults cost ~6 %
 
     # ---- batched forward passes --------------------------------------------------------------
     def generate(self, z: torch.Tensor) -> torch.Tensor:
