@@ -164,7 +164,7 @@ class ReplicaGame:
                 raise ValueError(UNSUPPORTED["minibatch_features"][1])
         self.G = _Stacks([g.gen for g in games])
         self.D = _Stacks([g.disc for g in games])
-        self.gens = [g.rng for g in games]  # noise and dropout masks, as in a separate run
+        self.rngs = [g.rng for g in games]  # noise and dropout masks, as in a separate run
         if games[0].stream.data.device.type == "cpu":
             keep_freed_memory()  # stacked tensors are R times a run's: without it, page faults cost ~6 %
 
@@ -176,14 +176,14 @@ class ReplicaGame:
             h = self.G.linear(layer, h) if isinstance(layer, nn.Linear) else layer(h)
         return torch.sigmoid(h)
 
-    def discriminate(self, x: torch.Tensor, train: bool = True) -> torch.Tensor:
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         """D's logits (R, n) for x (R, n, D): dropout (masks per replica) → maxout … → linear."""
         d = self.D.template
         for layer, keep in zip(d.hidden, d.keep):
-            h = self.D.linear(layer.linear, _dropout(x, keep, self.gens) if train else x)  # (R, n, units*pieces)
+            h = self.D.linear(layer.linear, _dropout(x, keep, self.rngs))  # (R, n, units*pieces)
             h = h.view(*h.shape[:2], layer.units, layer.pieces)  # (R, n, units, pieces), unit-major as Maxout
             x = h.amax(dim=3) if h.is_cuda else h.max(dim=3).values  # (R, n, units): Maxout.forward's reductions
-        x = _dropout(x, d.keep[-1], self.gens) if train else x
+        x = _dropout(x, d.keep[-1], self.rngs)
         return self.D.linear(d.out, x).squeeze(2)  # (R, n)
 
     # ---- the pieces every replica draws for itself, in a separate run's order ----------------
