@@ -78,6 +78,21 @@ def test_short_training_smoke(tmp_path):
     assert (tmp_path / "runs" / "plain_seed0.json").stat().st_mtime_ns == mtime
 
 
+def test_a_labelled_run_logs_its_progress(caplog):
+    """Runs of the paper-sized settings take minutes to an hour: a labelled run says how far it is."""
+    pytest.importorskip("torch")
+    cfg = ring.RingConfig(steps=20, batch_size=16, track_every=10, track_samples=32, final_samples=100)
+    with caplog.at_level("INFO", logger=ring.log.name):
+        ring.train_ring(cfg, label="plain seed 0")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("plain seed 0: step")]
+    assert (
+        len(lines) == ring.PROGRESS_LINES - 1 and lines[0].startswith("plain seed 0: step 2/20") and "ETA" in lines[0]
+    )
+    caplog.clear()
+    ring.train_ring(cfg)  # no label: a library call stays quiet
+    assert not caplog.records
+
+
 def test_cli_validates(capsys):
     for bad in (["--seeds", "0"], ["--techniques", "wgan"], ["--steps", "1"], ["--unroll", "0"], ["--settings", "big"]):
         with pytest.raises(SystemExit) as e:

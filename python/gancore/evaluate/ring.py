@@ -250,8 +250,12 @@ class _ScaledLr:
         self.opt.step(grads, lr * self.factor, momentum)
 
 
-def train_ring(cfg: RingConfig) -> dict:
-    """Train one run; return its metrics, the mode occupancy over training and the final samples."""
+PROGRESS_LINES = 10  # a run logs its step, time and ETA this many times (runs take minutes to an hour)
+
+
+def train_ring(cfg: RingConfig, label: str = "") -> dict:
+    """Train one run; return its metrics, the mode occupancy over training and the final samples.
+    With a ``label``, log progress (step, seconds, ETA) ``PROGRESS_LINES`` times over the run."""
     import torch
 
     from ..train.algorithm1 import Game, MinibatchStream
@@ -283,6 +287,10 @@ def train_ring(cfg: RingConfig) -> dict:
             occupancy.append(np.bincount(which + 1, minlength=MODES + 1).tolist())  # [off-mode, mode 0..7]
             occupancy_nearest.append(np.bincount(nearest, minlength=MODES).tolist())  # quality aside
             tracked_steps.append(step + 1)
+        if label and (step + 1) % max(cfg.steps // PROGRESS_LINES, 1) == 0 and step + 1 < cfg.steps:
+            elapsed = time.perf_counter() - t0
+            eta = elapsed / (step + 1) * (cfg.steps - step - 1)
+            log.info("%s: step %d/%d, %.0f s, ETA %.0f s", label, step + 1, cfg.steps, elapsed, eta)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         z = torch.randn(cfg.final_samples, cfg.noise_dim, generator=torch.Generator().manual_seed(cfg.seed + 5))
@@ -321,7 +329,7 @@ def run_experiment(out_dir, techniques: dict[str, dict], seeds: int, base: RingC
                     results[name].append(rec)
                     continue
             cfg = RingConfig(**{**base.__dict__, **techniques[name], "seed": seed})
-            out = train_ring(cfg)
+            out = train_ring(cfg, label=f"{name} seed {seed}")
             with atomic_path(runs_dir / f"{name}_seed{seed}.npy") as tmp:
                 np.save(tmp, out.pop("samples"))
             rec = dict(technique=name, seed=seed, settings={**settings, **techniques[name]}, **out)
