@@ -13,8 +13,9 @@ see the same machine load:
 * ``batched``: R other trainers of the same seeds stepped together by
   :class:`gancore.train.replicas.ReplicaGame` (one ``baddbmm`` per layer for all seeds).
 
-Both sides run in one process, so they share its allocator settings: building the batched game on a CPU
-raises glibc's mmap and trim thresholds (:mod:`gancore.common.allocator`), for the separate side too.
+Both sides run in one process, so they share its allocator settings: as ``sweep`` and ``python -m
+gancore.train`` do on a CPU, the bench raises glibc's mmap and trim thresholds
+(:mod:`gancore.common.allocator`) for both; ``--glibc-defaults`` leaves them alone.
 
 Printed: images/s of all seeds together (training examples consumed per second, summed over seeds:
 for separate runs taken one after another, one run's images/s) for each, and the ratio batched /
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from gancore.common.allocator import keep_freed_memory
 from gancore.train import config
 from gancore.train.optimizers import lr_at, momentum_at
 from gancore.train.replicas import ReplicaGame, _share_training_data
@@ -63,6 +65,7 @@ def main(argv=None) -> int:
     p.add_argument("--blocks", type=int, default=5, help="timed blocks per side, alternating (default 5)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--glibc-defaults", action="store_true", help="leave glibc's malloc thresholds as they are")
     p.add_argument("--json", help="write the numbers here too")
     a = p.parse_args(argv)
     if a.replicas < 1 or a.steps < 1 or a.blocks < 1:
@@ -70,6 +73,8 @@ def main(argv=None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
+    if device.type == "cpu" and not a.glibc_defaults:
+        keep_freed_memory()
     seeds = list(range(a.replicas))
     with tempfile.TemporaryDirectory() as tmp:
         separate = _trainers(seeds, device, Path(tmp) / "separate")

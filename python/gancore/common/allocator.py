@@ -7,7 +7,13 @@ fault per 4 kB touched. The thresholds adapt to the sizes a process frees, which
 run's tensors; R seeds stacked into one tensor (:mod:`gancore.train.replicas`) are R times larger, and
 there the faults cost about 6 % of a CPU step (``benches/bench_replicas.py``: 0.94x of separate runs
 with glibc's defaults, 1.00-1.04x with ``MALLOC_MMAP_THRESHOLD_=33554432`` set, five seeds of
-``mnist_2014``, one thread). :func:`keep_freed_memory` sets the same thresholds from inside the process.
+``mnist_2014``, one thread); so are the (B, n, n) distance tensors of minibatch features at batch 500
+(the ring's ``veegan2017`` runs: 90-97 ms a step with the defaults, 68-83 ms with the thresholds raised)
+and DCGAN's activations (40 steps: 11.6-12.3 s, and 10.0-11.1 s raised); one ``mnist_2014`` run's
+tensors are not (no difference). :func:`keep_freed_memory` sets the same thresholds from inside the
+process. The commands that train on a CPU call it (``python -m gancore.train``, ``sweep``,
+``gancore.evaluate.ring``, ``gancore.semisupervised``, ``gancore.infer``), as they set the number of
+threads: it is a setting of the process, so library calls leave it to their caller.
 """
 
 from __future__ import annotations

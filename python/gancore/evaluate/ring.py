@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.allocator import keep_freed_memory
 from ..common.atomic import atomic_path, write_atomic
 
 log = logging.getLogger(__name__)
@@ -462,6 +463,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # the minibatch-features runs' (B, n, n) tensors: about 20 % of a step
     techniques = {name: dict(TECHNIQUES[name]) for name in args.techniques}
     if "unrolled" in techniques:
         techniques["unrolled"]["unroll"] = args.unroll

@@ -30,6 +30,7 @@ import signal
 import time
 from pathlib import Path
 
+from ..common.allocator import keep_freed_memory
 from ..common.failures import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
@@ -122,6 +123,8 @@ def _run(cfg: InferConfig, run_dir: Path, restart: bool) -> int:
     )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but CUDA is not available (use --device cpu or auto)")
+    if device.type == "cpu":
+        keep_freed_memory()
     G, gcfg = load_generator(run_dir, device=device)
     if cfg.mode == "joint":  # E was trained with the game: nothing to train, only the report
         from .encoder import load_joint_encoder

@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..common.allocator import keep_freed_memory
 from ..common.failures import (
     EXIT_CODES_HELP,
     EXIT_DIVERGED,
@@ -167,6 +168,8 @@ def _run(cfg: SemiSupervisedConfig, run_dir: Path, restart: bool) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg.device)
+    if device.type == "cpu":
+        keep_freed_memory()
     ckpts = run_dir / "checkpoints"
     if restart:
         shutil.rmtree(ckpts, ignore_errors=True)

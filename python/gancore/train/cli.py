@@ -25,6 +25,7 @@ import os
 import time
 from pathlib import Path
 
+from ..common.allocator import keep_freed_memory
 from ..common.atomic import remove_temporaries
 from ..common.failures import (
     EXIT_DIST,
@@ -60,6 +61,8 @@ def main(argv=None) -> int:
         device = pick_device(cfg.device, torch)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if device.type == "cpu":
+            keep_freed_memory()  # a process setting, as the threads are: 10-25 % of a CPU step (DCGAN, ring)
         _determinism(torch, device)
         dist = distributed.setup(device.type, args.dist_timeout)
         if dist.enabled:

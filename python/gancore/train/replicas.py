@@ -165,8 +165,6 @@ class ReplicaGame:
         self.G = _Stacks([g.gen for g in games])
         self.D = _Stacks([g.disc for g in games])
         self.rngs = [g.rng for g in games]  # noise and dropout masks, as in a separate run
-        if games[0].stream.data.device.type == "cpu":
-            keep_freed_memory()  # stacked tensors are R times a run's: without it, page faults cost ~6 %
 
     # ---- batched forward passes --------------------------------------------------------------
     def generate(self, z: torch.Tensor) -> torch.Tensor:
@@ -411,6 +409,8 @@ def train_together(seeds: list[int], run_dirs: dict, train_args: list[str], epoc
             device = cli.pick_device(cfg.device, torch)
             if cfg.threads:
                 torch.set_num_threads(cfg.threads)
+            if device.type == "cpu":
+                keep_freed_memory()  # stacked tensors are R times a run's: without it, page faults cost ~6 %
             cli._determinism(torch, device)
             trainers.append(cli.start(cfg, run_dir, device, SINGLE, resuming))
         _share_training_data(trainers)
