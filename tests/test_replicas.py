@@ -196,12 +196,42 @@ def test_a_batched_step_launches_the_products_of_one_separate_step(tmp_path, upd
 
 def test_the_allocator_setting_applies_where_glibc_is_and_is_a_no_op_elsewhere(monkeypatch):
     """Batched CPU steps keep freed memory in the heap (gancore.common.allocator); on glibc Linux mallopt
-    takes the thresholds, elsewhere nothing happens and nothing breaks."""
+    takes the thresholds, elsewhere (or where the user set them) nothing happens and nothing breaks."""
+    import ctypes
     import platform
 
     from gancore.common import allocator
 
-    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-        assert allocator.keep_freed_memory() is True
+    for name in allocator.USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip(f"glibc's mallopt is what is tested; this is {platform.system()} {platform.libc_ver()}")
+    assert allocator.keep_freed_memory() is True
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")  # the user's own setting stands
+    assert allocator.keep_freed_memory() is False
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+
+    def no_libc(_name):
+        raise OSError("no such library")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_libc)
+    assert allocator.keep_freed_memory() is False
     monkeypatch.setattr(allocator.sys, "platform", "darwin")
     assert allocator.keep_freed_memory() is False
+
+
+def test_batched_linear_is_x_w_transposed_plus_b_with_its_gradients_for_each_input():
+    """The two-node split gives every input the gradient of one product, replica by replica, and a
+    pass that asks for x only, or for W and b only, gets exactly those."""
+    gen = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(*s, generator=gen, dtype=torch.float64) for s in [(3, 4, 5), (3, 6, 5), (3, 6)])
+    x, w, b = (t.requires_grad_() for t in (x, w, b))
+    y = replicas.batched_linear(x, w, b)
+    plain = torch.stack([torch.nn.functional.linear(x[r], w[r], b[r]) for r in range(3)])
+    assert y.shape == (3, 4, 6) and y.is_contiguous() and torch.allclose(y, plain)
+    g = torch.randn(3, 4, 6, generator=gen, dtype=torch.float64)
+    for inputs in [(x, w, b), (x,), (w, b)]:
+        got = torch.autograd.grad(replicas.batched_linear(x, w, b), inputs, g)
+        want = torch.autograd.grad(plain, inputs, g, retain_graph=True)
+        assert all(torch.allclose(a, e) for a, e in zip(got, want, strict=True))
+    assert replicas.batched_linear(x.bfloat16(), w.bfloat16(), b.bfloat16()).dtype == torch.bfloat16

@@ -19,26 +19,30 @@ threads: it is a setting of the process, so library calls leave it to their call
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import os
 import sys
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's upper limit for it on 64-bit systems: larger requests still mmap
 TRIM_THRESHOLD = 256 * 1024 * 1024  # free memory kept at the top of the heap before it is returned
+USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds for this process (a process-wide setting, idempotent).
 
-    Returns True when they were set, False where there is no glibc ``mallopt`` (macOS, musl, Windows):
-    there it does nothing, and nothing depends on it but speed."""
-    if not sys.platform.startswith("linux"):
+    Returns True when they were set; False where there is no glibc ``mallopt`` (macOS, musl, Windows)
+    or where the user set them already (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or
+    ``GLIBC_TUNABLES`` in the environment: theirs stand). Then it does nothing, and nothing depends
+    on it but speed."""
+    if not sys.platform.startswith("linux") or any(v in os.environ for v in USER_SETTINGS):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols: libc's, without a library search
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    mmap_set = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # both calls, whatever the first returns
+    trim_set = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    return bool(mmap_set) and bool(trim_set)

@@ -51,7 +51,7 @@ UNSUPPORTED = {
     "conditional": (False, "--conditional is not batched into replicas"),
     "g_loss": (None, "--g-loss feature_matching is not batched into replicas"),
     "minibatch_features": (0, "--minibatch-features is not batched into replicas"),
-    "unroll": (0, "--unroll is not batched into replicas"),
+    "unroll": (0, "--unroll is not batched into replicas"),  # it differentiates twice: batched_linear cannot
     "joint_inferer": (False, "--joint-inferer is not batched into replicas"),
     "virtual_batch_norm": (False, "--virtual-batch-norm is not batched into replicas"),
     "precision": ("fp32", "--precision {v} is not batched into replicas (fp32 only)"),
@@ -118,9 +118,15 @@ def batched_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.T
 
     Why not autograd's own backward of ``baddbmm(b, x, Wᵀ)``: it hands dL/dW back transposed
     (strided), on which the optimizers' elementwise updates run about 3x slower on a CPU;
-    :class:`_WeightGrad` computes dL/dW = gᵀx in W's own layout, as ``nn.Linear``'s backward does."""
+    :class:`_WeightGrad` computes dL/dW = gᵀx in W's own layout, as ``nn.Linear``'s backward does.
+
+    First-order only: each node holds the other's input constant, so a graph built for a second
+    derivative (unrolling D, ``create_graph=True``) would lose the cross terms; ``UNSUPPORTED`` refuses
+    ``--unroll`` for that reason too, and :class:`_WeightGrad` cannot be differentiated twice."""
     y = torch.baddbmm(b.detach().unsqueeze(1), x, w.detach().transpose(1, 2))  # gradient towards x only
-    return y + _WeightGrad.apply(x.detach(), w, b)  # + 0, whose gradient goes to W and b
+    # + 0 in place, whose gradient goes to W and b: keeps y's dtype and allocates nothing (baddbmm's
+    # backward does not read its output)
+    return y.add_(_WeightGrad.apply(x.detach(), w, b))
 
 
 class _WeightGrad(torch.autograd.Function):
@@ -132,6 +138,7 @@ class _WeightGrad(torch.autograd.Function):
         return x.new_zeros(()).expand(x.shape[0], x.shape[1], w.shape[1])  # (R, n, out), no storage
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, g):  # g (R, n, out)
         (x,) = ctx.saved_tensors
         grad_w = torch.bmm(g.transpose(1, 2), x) if ctx.needs_input_grad[1] else None  # (R, out, in), contiguous
