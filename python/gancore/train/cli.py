@@ -58,12 +58,7 @@ def main(argv=None) -> int:
 
     try:
         cfg, run_dir, resuming = resolve(args)
-        device = pick_device(cfg.device, torch)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        if device.type == "cpu":
-            keep_freed_memory()  # a process setting, as the threads are: 10-25 % of a CPU step (DCGAN, ring)
-        _determinism(torch, device)
+        device = prepare_process(cfg, torch)
         dist = distributed.setup(device.type, args.dist_timeout)
         if dist.enabled:
             device = _local_device(device, dist, torch)
@@ -210,6 +205,19 @@ def _latest_or_none(run_dir: Path):
         return checkpoints.latest(run_dir)
     except ValueError:
         return None
+
+
+def prepare_process(cfg, torch):
+    """The process-wide settings a run needs before its trainer is built (this command's and
+    ``sweep --batched``'s): its device, torch's threads, glibc's allocator on a CPU (10-25 % of a
+    DCGAN or minibatch-features step, :mod:`gancore.common.allocator`) and determinism."""
+    device = pick_device(cfg.device, torch)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if device.type == "cpu":
+        keep_freed_memory()
+    _determinism(torch, device)
+    return device
 
 
 def resolve(args) -> tuple[C.TrainConfig, Path, bool]:
