@@ -19,7 +19,9 @@ gancore.train`` do on a CPU, the bench raises glibc's mmap and trim thresholds
 
 Printed: images/s of all seeds together (training examples consumed per second, summed over seeds:
 for separate runs taken one after another, one run's images/s) for each, and the ratio batched /
-separate, i.e. how much less time the R seeds take batched. On a GPU the separate side is what one
+separate, i.e. how much less time the R seeds take batched; and the top-level aten ops one step launches
+on each side (R separate steps against one batched step, counted by ``torch.profiler``), which on a GPU
+are kernel launches, what nets this small pay for. On a GPU the separate side is what one
 process does per seed; running R processes at once on one GPU is a third option this bench does not
 measure.
 """
@@ -51,6 +53,19 @@ def _trainers(seeds, device, root: Path):
     for t in trainers:
         t.stream.new_epoch()
     return trainers
+
+
+def _ops_per_step(step) -> int:
+    """Top-level aten ops (an op not called by another aten op) that one call of ``step`` launches."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    return sum(
+        1
+        for e in prof.events()
+        if e.name.startswith("aten::") and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))
+    )
 
 
 def _sync(device) -> None:
@@ -95,6 +110,7 @@ def main(argv=None) -> int:
         run_separate(2)  # warm-up: allocations, first kernels
         run_batched(2)
         _sync(device)
+        ops = {"separate": _ops_per_step(lambda: run_separate(1)), "batched": _ops_per_step(lambda: run_batched(1))}
         rates = {"separate": [], "batched": []}
         for _ in range(a.blocks):
             for name, fn in (("separate", run_separate), ("batched", run_batched)):
@@ -115,8 +131,13 @@ def main(argv=None) -> int:
         v = sorted(rates[name])
         print(f"  {name:9s} median {med[name]:8.0f} images/s, all seeds together (range {v[0]:.0f} … {v[-1]:.0f})")
     print(f"  batched / separate: {ratio:.2f}x (time for the {a.replicas} seeds: separate / batched)")
+    print(
+        f"  aten ops per step of the {a.replicas} seeds (top level; kernel launches on a GPU): "
+        f"separate {ops['separate']}, batched {ops['batched']}"
+    )
     if a.json:
-        Path(a.json).write_text(json.dumps({"images_per_s": rates, "median": med, "ratio": ratio}, indent=2))
+        out = {"images_per_s": rates, "median": med, "ratio": ratio, "ops_per_step": ops}
+        Path(a.json).write_text(json.dumps(out, indent=2))
     return 0
 
 

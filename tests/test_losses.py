@@ -119,3 +119,24 @@ def test_config_offers_exactly_the_losses_this_module_computes():
     from gancore.train import config, losses
 
     assert config.G_LOSSES == losses.G_LOSSES
+
+
+@given(
+    st.integers(1, 4).flatmap(
+        lambda r: st.lists(st.lists(st.floats(-8, 8, allow_nan=False), min_size=6, max_size=6), min_size=r, max_size=r)
+    ),
+    st.sampled_from([0.0, 0.1]),
+    st.booleans(),
+)
+def test_losses_over_dim_are_each_rows_loss(rows, smoothing, halved):
+    """``dim=1`` on (R, m) logits (seed replicas' batched losses) gives, per row, that row's own loss."""
+    real = torch.tensor(rows, dtype=torch.float64)
+    fake = real.flip(1) - 1.0
+    d = discriminator_loss(real, fake, label_smoothing=smoothing, halved=halved, dim=1)
+    assert d.shape == (len(rows),)
+    for r in range(len(rows)):
+        one = discriminator_loss(real[r], fake[r], label_smoothing=smoothing, halved=halved)
+        assert d[r].item() == pytest.approx(one.item(), rel=1e-12, abs=1e-12)
+    for kind in ("nonsaturating", "minimax", "maxlikelihood"):
+        g = generator_loss(fake, kind, dim=1)
+        assert [x.item() for x in g] == pytest.approx([generator_loss(f, kind).item() for f in fake], rel=1e-12)

@@ -194,6 +194,52 @@ def test_a_batched_step_launches_the_products_of_one_separate_step(tmp_path, upd
     assert n_separate > 0 and n_batched == n_separate
 
 
+def _ops(step, prefixes) -> dict[str, int]:
+    """For each of ``prefixes``, how many aten ops whose names start with it one call of ``step`` launches."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    return {p: sum(e.count for e in prof.key_averages() if e.key.startswith(p)) for p in prefixes}
+
+
+# the optimizer's updates, the losses, max-norm: none of them draws random numbers
+SHARED_OPS = ("aten::_foreach_", "aten::softplus", "aten::renorm")
+
+
+@pytest.mark.parametrize("update", ["simultaneous", "alternating"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_updates_losses_and_max_norm_run_once_for_all_replicas(tmp_path, update, optimizer):
+    """One set of kernels for R seeds: what a replica does not draw from its own generators (the
+    optimizer's update, the losses, the max-norm constraint) launches as many ops for 4 replicas as for
+    one, the count a GPU pays in launches. Only minibatch rows, noise and dropout masks stay per replica."""
+    overrides = dict(update=update, optimizer=optimizer, max_col_norm=0.5, label_smoothing=0.1)
+    counts = []
+    for n in (1, 4):
+        trainers = [Trainer(_cfg(seed=s, **overrides), tmp_path / f"{n}_{s}", torch.device("cpu")) for s in range(n)]
+        for t in trainers:
+            t.stream.new_epoch()
+        game = replicas.ReplicaGame([t.game for t in trainers])
+        counts.append(_ops(lambda: game.step(0.1, 0.5), SHARED_OPS))  # noqa: B023 (called here, at once)
+    assert all(c > 0 for c in counts[0].values()), counts[0]
+    assert counts[1] == counts[0]
+
+
+def test_a_replica_checkpoint_holds_its_own_optimizer_state(tmp_path):
+    """The replicas' optimizer states are rows of the stacked optimizer's: after batched steps, each
+    replica's velocity (what its checkpoint saves) is the row the stacked update wrote, not a stale copy."""
+    trainers = [Trainer(_cfg(seed=s), tmp_path / str(s), torch.device("cpu")) for s in (0, 1)]
+    for t in trainers:
+        t.stream.new_epoch()
+    game = replicas.ReplicaGame([t.game for t in trainers])
+    for _ in range(3):
+        game.step(0.1, 0.5)
+    for r, t in enumerate(trainers):
+        for own, stacked in zip(t.opt_d.velocity, game.D.optimizer.velocity, strict=True):
+            assert own.abs().sum() > 0 and torch.equal(own, stacked[r])
+            assert own.data_ptr() == stacked[r].data_ptr()  # a view, so a resume's copy_ lands in the stack
+
+
 def test_the_allocator_setting_applies_where_glibc_is_and_is_a_no_op_elsewhere(monkeypatch):
     """Batched CPU steps keep freed memory in the heap (gancore.common.allocator); on glibc Linux mallopt
     takes the thresholds, elsewhere (or where the user set them) nothing happens and nothing breaks."""

@@ -28,9 +28,17 @@ G_LOSSES = ("nonsaturating", "minimax", "maxlikelihood", "feature_matching")
 
 
 def discriminator_loss(
-    real_logits: torch.Tensor, fake_logits: torch.Tensor, *, label_smoothing: float = 0.0, halved: bool = False
+    real_logits: torch.Tensor,
+    fake_logits: torch.Tensor,
+    *,
+    label_smoothing: float = 0.0,
+    halved: bool = False,
+    dim: int | None = None,
 ) -> torch.Tensor:
-    """J_D = E[BCE(l_real, 1 − α)] + E[BCE(l_fake, 0)], ×½ when ``halved`` (the 2014 AdversaryCost2)."""
+    """J_D = E[BCE(l_real, 1 − α)] + E[BCE(l_fake, 0)], ×½ when ``halved`` (the 2014 AdversaryCost2).
+
+    The expectations are means over every logit, or over ``dim`` only: (R, m) logits of R seed
+    replicas with ``dim=1`` give the R losses in one pass (:mod:`gancore.train.replicas`)."""
     target = 1.0 - label_smoothing
     # BCE(l, t) = t·softplus(−l) + (1 − t)·softplus(l)
     real = (
@@ -38,18 +46,19 @@ def discriminator_loss(
         if label_smoothing
         else F.softplus(-real_logits)
     )
-    loss = real.mean() + F.softplus(fake_logits).mean()
+    loss = _mean(real, dim) + _mean(F.softplus(fake_logits), dim)
     return 0.5 * loss if halved else loss
 
 
-def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
-    """J_G of the named kind, averaged over the batch (see the module docstring)."""
+def generator_loss(fake_logits: torch.Tensor, kind: str, *, dim: int | None = None) -> torch.Tensor:
+    """J_G of the named kind, averaged over the batch, or over ``dim`` only (as
+    :func:`discriminator_loss`; see the module docstring)."""
     if kind == "nonsaturating":
-        return F.softplus(-fake_logits).mean()
+        return _mean(F.softplus(-fake_logits), dim)
     if kind == "minimax":
-        return -F.softplus(fake_logits).mean()
+        return -_mean(F.softplus(fake_logits), dim)
     if kind == "maxlikelihood":
-        return -0.5 * torch.exp(fake_logits).mean()
+        return -0.5 * _mean(torch.exp(fake_logits), dim)
     if kind == "feature_matching":
         raise ValueError("feature_matching is computed from D's features, not its logits: use feature_matching_loss")
     raise ValueError(f"unknown generator loss {kind!r}; expected one of {', '.join(G_LOSSES)}")
@@ -72,3 +81,7 @@ def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tens
     dtype = torch.promote_types(fake_features.dtype, torch.float32)  # bf16 features: the loss in float32
     target = real_features.detach().to(dtype).mean(0)  # (A,): E_x f(x)
     return (target - fake_features.to(dtype).mean(0)).pow(2).sum()
+
+
+def _mean(t: torch.Tensor, dim: int | None) -> torch.Tensor:
+    return t.mean() if dim is None else t.mean(dim=dim)

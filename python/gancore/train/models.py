@@ -235,7 +235,13 @@ def apply_max_col_norm_(module: nn.Module, max_norm: float) -> None:
     column of pylearn2's W, a row of torch's) whose L2 norm exceeds ``max_norm`` back onto the ball."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
-            m.weight.renorm_(2, 0, max_norm)
+            cap_row_norms_(m.weight, max_norm)
+
+
+def cap_row_norms_(weight: torch.Tensor, max_norm: float) -> None:
+    """Rescale every row of ``weight`` (..., in) whose L2 norm exceeds ``max_norm`` onto the ball: one
+    unit's incoming weights for an (out, in) weight, every replica's at once for a stacked (R, out, in)."""
+    weight.view(-1, weight.shape[-1]).renorm_(2, 0, max_norm)
 
 
 def set_output_bias_from_marginals_(gen: MLPGenerator, pixel_mean: torch.Tensor) -> None:

@@ -38,6 +38,7 @@ class ClassicalMomentum:
     """SGD with classical momentum on a fixed list of parameters."""
 
     kind = "sgd"
+    state_lists = ("velocity",)  # per-parameter state, in ``params``' order (gancore.train.replicas stacks it)
 
     def __init__(self, params):
         self.params = [p for p in params]
@@ -65,6 +66,7 @@ class Adam:
     least 10⁻⁴, which damps the steps of parameters whose gradients are smaller than that)."""
 
     kind = "adam"
+    state_lists = ("m", "v")
 
     def __init__(self, params, beta1: float, beta2: float, eps: float = 1e-8, *, eps_in_sqrt: bool = False):
         self.params = [p for p in params]

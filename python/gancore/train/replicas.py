@@ -14,10 +14,13 @@ one machine and one code path, and the game amplifies rounding (README, "Does ga
 the authors' code?").
 
 How: every parameter of replica r becomes a view into row r of one stacked tensor (R, ...) per
-parameter. The batched forward passes read the stacked tensors, autograd gives their gradients,
-row r of each gradient goes to replica r's own optimizer, and its in-place update writes straight
-into the stack. Checkpoints, ``load_state_dict`` and the max-norm constraint act on the replica's
-parameters, hence on the stack, unchanged.
+parameter, and so does every tensor of its optimizer's state (momentum velocity; Adam's m and v).
+The batched forward passes read the stacked tensors, the losses are R means in one pass, autograd
+gives the stacked gradients, and one optimizer update and one max-norm constraint on the stacks
+(elementwise, or row by row: no replica's numbers reach another's) write every replica's new values
+in place. Checkpoints and ``load_state_dict`` act on each replica's own tensors, hence on the stack,
+unchanged. What stays a loop over replicas is what each draws from its own generators: minibatch
+rows, noise and dropout masks.
 
 Covered: the MLP nets of ``mnist_2014`` (MLP generator, maxout discriminator with dropout), either
 update scheme (``simultaneous``, the 2014 code; ``alternating``, Algorithm 1 as printed), every G
@@ -28,6 +31,7 @@ unrolling, the joint inferer, bf16 and torchrun (each would need its own batched
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import signal
@@ -36,8 +40,8 @@ import time
 import torch
 from torch import nn
 
-from .losses import generator_loss
-from .models import MaxoutDiscriminator, MLPGenerator
+from .losses import discriminator_loss, generator_loss
+from .models import MaxoutDiscriminator, MLPGenerator, cap_row_norms_
 from .optimizers import lr_at, momentum_at
 from .progress import Progress
 from .trainer import KILL_ENV, TrainingDiverged, _NoProgress, _restore_signal_handlers, install_stop_handlers
@@ -79,9 +83,10 @@ def _same_recipe(configs) -> None:
 
 
 class _Stacks:
-    """The parameters of R modules of one architecture as views into R-row stacked tensors."""
+    """The parameters of R modules of one architecture as views into R-row stacked tensors, and the
+    R optimizers of those parameters as one optimizer of the stacks (:meth:`step`)."""
 
-    def __init__(self, modules: list[nn.Module]):
+    def __init__(self, modules: list[nn.Module], optimizers: list):
         params = [list(m.parameters()) for m in modules]
         self.stacked: list[torch.Tensor] = []
         self._index: dict[int, int] = {}  # id(parameter of replica 0) → its position in ``stacked``
@@ -92,6 +97,27 @@ class _Stacks:
             self.stacked.append(stack.requires_grad_())
             self._index[id(group[0])] = i
         self.template = modules[0]  # the architecture the batched forward passes walk
+        self.optimizers = optimizers
+        self.optimizer = _stack_optimizers(optimizers, self.stacked)
+
+    @torch.no_grad()
+    def step(self, grads, lr: float, momentum: float) -> None:
+        """Every replica's optimizer step at once: the stacked optimizer's elementwise update on the
+        stacked gradients. Adam's step count is the replicas' own (they stand at the same step)."""
+        if hasattr(self.optimizer, "t"):
+            self.optimizer.t = self.optimizers[0].t
+        self.optimizer.step(grads, lr, momentum)
+        for opt in self.optimizers:
+            if hasattr(opt, "t"):
+                opt.t = self.optimizer.t
+
+    @torch.no_grad()
+    def cap_row_norms(self, max_norm: float | None) -> None:
+        """:func:`~.models.apply_max_col_norm_` for every replica: each Linear's stacked weight, row by row."""
+        if max_norm:
+            for m in self.template.modules():
+                if isinstance(m, nn.Linear):
+                    cap_row_norms_(self.of(m.weight), max_norm)
 
     def of(self, p: torch.Tensor) -> torch.Tensor:
         """The stacked (R, ...) tensor of replica 0's parameter ``p``."""
@@ -100,6 +126,20 @@ class _Stacks:
     def linear(self, layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
         """x (R, n, in) → (R, n, out), every replica's own weights: one batched product."""
         return batched_linear(x, self.of(layer.weight), self.of(layer.bias))
+
+
+def _stack_optimizers(optimizers: list, stacked: list[torch.Tensor]):
+    """One optimizer of the stacked parameters whose state tensors are stacks of the replicas' own:
+    each replica's state becomes a view into its row, as its parameters are, so a checkpoint saves
+    (and a resume loads) a replica's state where the stacked step reads and writes it."""
+    stacked_opt = copy.copy(optimizers[0])  # the hyperparameters (β1, β2, ε, ...) of every replica
+    stacked_opt.params = stacked
+    for name in stacked_opt.state_lists:
+        stacks = [torch.stack(group) for group in zip(*(getattr(opt, name) for opt in optimizers))]
+        for r, opt in enumerate(optimizers):
+            setattr(opt, name, [stack[r] for stack in stacks])
+        setattr(stacked_opt, name, stacks)
+    return stacked_opt
 
 
 def batched_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -168,8 +208,8 @@ class ReplicaGame:
                 raise ValueError("replicas batch the MLP generator and maxout discriminator only")
             if g.disc.minibatch is not None:
                 raise ValueError(UNSUPPORTED["minibatch_features"][1])
-        self.G = _Stacks([g.gen for g in games])
-        self.D = _Stacks([g.disc for g in games])
+        self.G = _Stacks([g.gen for g in games], [g.opt_g for g in games])
+        self.D = _Stacks([g.disc for g in games], [g.opt_d for g in games])
         self.rngs = [g.rng for g in games]  # noise and dropout masks, as in a separate run
 
     # ---- batched forward passes --------------------------------------------------------------
@@ -197,23 +237,20 @@ class ReplicaGame:
     def noise(self) -> torch.Tensor:
         return torch.stack([g.noise() for g in self.games])  # (R, m, noise_dim)
 
+    # ---- losses (R, m logits → R losses) and updates, one pass for all replicas ------------------
     def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """Σ_r J_D of replica r (R, m logits each): the gradient of the sum w.r.t. replica r's rows is
-        replica r's own gradient, as no parameter is shared between replicas."""
-        return torch.stack([self.games[r].d_loss(real[r], fake[r]) for r in range(len(self.games))])
+        """J_D of every replica: (R,). The gradient of their sum w.r.t. replica r's rows is replica r's
+        own gradient, as no parameter is shared between replicas."""
+        cfg = self.cfg
+        return discriminator_loss(real, fake, label_smoothing=cfg.label_smoothing, halved=cfg.d_loss_halved, dim=1)
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
-        return torch.stack([generator_loss(fake_logits[r], self.cfg.g_loss) for r in range(len(self.games))])
+        return generator_loss(fake_logits, self.cfg.g_loss, dim=1)  # (R,)
 
-    def update(self, stacks: _Stacks, losses: torch.Tensor, which: str, lr: float, momentum: float) -> None:
-        """Each replica's optimizer steps on its row of the gradient of Σ_r loss_r."""
-        grads = torch.autograd.grad(losses.sum(), stacks.stacked)
-        for r, g in enumerate(self.games):
-            (g.opt_d if which == "d" else g.opt_g).step([gr[r] for gr in grads], lr, momentum)
-
-    def constrain(self, which: str) -> None:
-        for g in self.games:
-            g.constrain(g.disc if which == "d" else g.gen)
+    def update(self, stacks: _Stacks, losses: torch.Tensor, lr: float, momentum: float) -> None:
+        """Every replica's optimizer steps on its row of the gradient of Σ_r loss_r, then max-norm."""
+        stacks.step(torch.autograd.grad(losses.sum(), stacks.stacked), lr, momentum)
+        stacks.cap_row_norms(self.cfg.max_col_norm)
 
     # ---- Algorithm 1 -----------------------------------------------------------------------
     def step(self, lr: float, momentum: float) -> torch.Tensor:
@@ -231,11 +268,10 @@ class ReplicaGame:
         loss_d = self.d_loss(real_logits, fake_logits)
         grads_d = torch.autograd.grad(loss_d.sum(), self.D.stacked, retain_graph=True)
         grads_g = torch.autograd.grad(loss_g.sum(), self.G.stacked)  # through D, to G's rows only
-        for r, g in enumerate(self.games):
-            g.opt_d.step([gr[r] for gr in grads_d], lr, momentum)
-            g.opt_g.step([gr[r] for gr in grads_g], lr, momentum)
-        self.constrain("d")
-        self.constrain("g")
+        self.D.step(grads_d, lr, momentum)
+        self.G.step(grads_g, lr, momentum)
+        self.D.cap_row_norms(self.cfg.max_col_norm)
+        self.G.cap_row_norms(self.cfg.max_col_norm)
         return _stats(loss_d, loss_g, real_logits, fake_logits)
 
     def _alternating(self, lr: float, momentum: float) -> torch.Tensor:
@@ -248,15 +284,13 @@ class ReplicaGame:
                 fake = self.generate(z)
             real_logits, fake_logits = self.discriminate(x).float(), self.discriminate(fake).float()
             loss_d = self.d_loss(real_logits, fake_logits)
-            self.update(self.D, loss_d, "d", lr, momentum)
-            self.constrain("d")
+            self.update(self.D, loss_d, lr, momentum)
             d_real = torch.sigmoid(real_logits.detach()).mean(dim=1)
             loss_d_sum = loss_d.detach() if loss_d_sum is None else loss_d_sum + loss_d.detach()
             real_mean = d_real if real_mean is None else real_mean + d_real
         fake_logits = self.discriminate(self.generate(self.noise())).float()
         loss_g = self.g_loss(fake_logits)
-        self.update(self.G, loss_g, "g", lr, momentum)
-        self.constrain("g")
+        self.update(self.G, loss_g, lr, momentum)
         k = float(self.cfg.k)
         return torch.stack(
             [loss_d_sum / k, loss_g.detach(), real_mean / k, torch.sigmoid(fake_logits.detach()).mean(dim=1)], dim=1
