@@ -19,9 +19,10 @@ gancore.train`` do on a CPU, the bench raises glibc's mmap and trim thresholds
 
 Printed: images/s of all seeds together (training examples consumed per second, summed over seeds:
 for separate runs taken one after another, one run's images/s) for each, and the ratio batched /
-separate, i.e. how much less time the R seeds take batched; and the top-level aten ops one step launches
-on each side (R separate steps against one batched step, counted by ``torch.profiler``), which on a GPU
-are kernel launches, what nets this small pay for. On a GPU the separate side is what one
+separate, i.e. how much less time the R seeds take batched; and the top-level aten ops one step takes
+on each side (R separate steps against one batched step, counted by ``torch.profiler``): a proxy for
+the kernel launches that nets this small pay for on a GPU (most of those ops launch one; views count
+too). On a GPU the separate side is what one
 process does per seed; running R processes at once on one GPU is a third option this bench does not
 measure.
 """
@@ -132,7 +133,7 @@ def main(argv=None) -> int:
         print(f"  {name:9s} median {med[name]:8.0f} images/s, all seeds together (range {v[0]:.0f} … {v[-1]:.0f})")
     print(f"  batched / separate: {ratio:.2f}x (time for the {a.replicas} seeds: separate / batched)")
     print(
-        f"  aten ops per step of the {a.replicas} seeds (top level; kernel launches on a GPU): "
+        f"  aten ops per step of the {a.replicas} seeds (top level; a proxy for GPU kernel launches): "
         f"separate {ops['separate']}, batched {ops['batched']}"
     )
     if a.json:

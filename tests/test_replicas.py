@@ -203,26 +203,49 @@ def _ops(step, prefixes) -> dict[str, int]:
     return {p: sum(e.count for e in prof.key_averages() if e.key.startswith(p)) for p in prefixes}
 
 
-# the optimizer's updates, the losses, max-norm: none of them draws random numbers
-SHARED_OPS = ("aten::_foreach_", "aten::softplus", "aten::renorm")
+# the optimizer's updates, the losses, max-norm and the gather of the minibatch rows: none of them
+# draws random numbers
+SHARED_OPS = ("aten::_foreach_", "aten::softplus", "aten::renorm", "aten::index_select")
+
+
+def _replicas(tmp_path, seeds, name="r", **overrides):
+    """Trainers of ``seeds`` sharing one training set (as ``sweep --batched`` makes them), at a new epoch."""
+    trainers = [Trainer(_cfg(seed=s, **overrides), tmp_path / f"{name}{s}", torch.device("cpu")) for s in seeds]
+    for t in trainers[1:]:
+        t.data = t.stream.data = trainers[0].data  # a dry run's data depend on the seed: share seed 0's
+    for t in trainers:
+        t.stream.new_epoch()
+    return trainers
 
 
 @pytest.mark.parametrize("update", ["simultaneous", "alternating"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_updates_losses_and_max_norm_run_once_for_all_replicas(tmp_path, update, optimizer):
     """One set of kernels for R seeds: what a replica does not draw from its own generators (the
-    optimizer's update, the losses, the max-norm constraint) launches as many ops for 4 replicas as for
-    one, the count a GPU pays in launches. Only minibatch rows, noise and dropout masks stay per replica."""
+    optimizer's update, the losses, the max-norm constraint, the gather of the minibatch rows) launches
+    as many ops for 4 replicas as for one, the count a GPU pays in launches. Only the draws stay per
+    replica: row indices, noise and dropout masks."""
     overrides = dict(update=update, optimizer=optimizer, max_col_norm=0.5, label_smoothing=0.1)
     counts = []
     for n in (1, 4):
-        trainers = [Trainer(_cfg(seed=s, **overrides), tmp_path / f"{n}_{s}", torch.device("cpu")) for s in range(n)]
-        for t in trainers:
-            t.stream.new_epoch()
-        game = replicas.ReplicaGame([t.game for t in trainers])
+        game = replicas.ReplicaGame([t.game for t in _replicas(tmp_path, range(n), f"{n}_", **overrides)])
         counts.append(_ops(lambda: game.step(0.1, 0.5), SHARED_OPS))  # noqa: B023 (called here, at once)
     assert all(c > 0 for c in counts[0].values()), counts[0]
     assert counts[1] == counts[0]
+
+
+def test_replicas_sharing_a_training_set_take_their_own_rows_and_noise(tmp_path):
+    """The batched minibatch (one gather from the shared training set) and noise (each replica's row
+    from its own generator, scaled in one pass) are what each replica's own stream and game draw."""
+    trainers = _replicas(tmp_path, (0, 1, 2), noise_prior="uniform")
+    twins = _replicas(tmp_path, (0, 1, 2), "twin", noise_prior="uniform")
+    game = replicas.ReplicaGame([t.game for t in trainers])
+    for _ in range(3):
+        x, z = game.take(), game.noise()
+        for r, t in enumerate(twins):
+            assert torch.equal(x[r], t.game.take()) and torch.equal(z[r], t.game.noise())
+    for a, b in zip(trainers, twins, strict=True):
+        assert a.stream.pos == b.stream.pos and torch.equal(a.rng.get_state(), b.rng.get_state())
 
 
 def test_a_replica_checkpoint_holds_its_own_optimizer_state(tmp_path):

@@ -90,11 +90,16 @@ class MinibatchStream:
         self._perm_dev = self.perm.to(self.data.device)
 
     def take(self) -> torch.Tensor:
-        idx = self._perm_dev[self.pos + self.lo : self.pos + self.hi]
-        self.pos += self.batch_size
+        idx = self.next_indices()
         if self.labels is not None:
             self.last_labels = self.labels.index_select(0, idx)  # (m, K) one-hot y of those rows
         return self.data.index_select(0, idx)  # (m, D), or this process's (m/W, D)
+
+    def next_indices(self) -> torch.Tensor:
+        """The rows of ``data`` that the next minibatch takes (m, or this process's m/W), and move on."""
+        idx = self._perm_dev[self.pos + self.lo : self.pos + self.hi]
+        self.pos += self.batch_size
+        return idx
 
 
 class Game:

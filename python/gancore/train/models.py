@@ -34,17 +34,28 @@ from .vbn import VirtualBatchNorm, clear_reference, reference_pass
 SQRT3 = math.sqrt(3.0)
 
 
+NOISE_PRIORS = ("uniform", "gaussian", "hypercube")
+
+
 def sample_noise(n: int, noise_dim: int, prior: str, *, generator=None, device="cpu") -> torch.Tensor:
     """Draw ``n`` noise vectors from p_z: ``uniform`` is U(−√3, √3) (zero mean, unit variance, as the
     2014 code), ``gaussian`` is N(0, I), ``hypercube`` is U(0, 1) (Mirza & Osindero 2014, §4.1)."""
-    if prior == "uniform":
-        u = torch.rand(n, noise_dim, generator=generator, device=device)
-        return u.mul_(2.0 * SQRT3).sub_(SQRT3)  # [0,1) -> [-sqrt3, sqrt3)
-    if prior == "gaussian":
-        return torch.randn(n, noise_dim, generator=generator, device=device)
-    if prior == "hypercube":
-        return torch.rand(n, noise_dim, generator=generator, device=device)
-    raise ValueError(f"unknown noise prior {prior!r}; expected 'uniform', 'gaussian' or 'hypercube'")
+    z = torch.empty(n, noise_dim, device=device)
+    return scale_noise_(draw_noise_(z, prior, generator), prior)
+
+
+def draw_noise_(z: torch.Tensor, prior: str, generator=None) -> torch.Tensor:
+    """Fill ``z`` with the random numbers :func:`sample_noise` draws for a tensor of its shape (the
+    values ``torch.rand``/``torch.randn`` give, in the same order), before :func:`scale_noise_`."""
+    if prior not in NOISE_PRIORS:
+        raise ValueError(f"unknown noise prior {prior!r}; expected 'uniform', 'gaussian' or 'hypercube'")
+    return z.normal_(generator=generator) if prior == "gaussian" else z.uniform_(generator=generator)
+
+
+def scale_noise_(z: torch.Tensor, prior: str) -> torch.Tensor:
+    """Map :func:`draw_noise_`'s numbers onto the prior, in place: elementwise, so rows drawn
+    separately (seed replicas, one generator each) can be scaled in one pass."""
+    return z.mul_(2.0 * SQRT3).sub_(SQRT3) if prior == "uniform" else z  # [0,1) -> [-sqrt3, sqrt3)
 
 
 def dropout(x: torch.Tensor, keep: float, generator=None, shard: tuple[int, int] | None = None) -> torch.Tensor:

@@ -19,8 +19,9 @@ The batched forward passes read the stacked tensors, the losses are R means in o
 gives the stacked gradients, and one optimizer update and one max-norm constraint on the stacks
 (elementwise, or row by row: no replica's numbers reach another's) write every replica's new values
 in place. Checkpoints and ``load_state_dict`` act on each replica's own tensors, hence on the stack,
-unchanged. What stays a loop over replicas is what each draws from its own generators: minibatch
-rows, noise and dropout masks.
+unchanged. What stays a loop over replicas is what each draws from its own generators: the noise
+and dropout masks (each drawn into its row of one tensor) and the minibatch's row indices (the rows
+themselves are gathered once).
 
 Covered: the MLP nets of ``mnist_2014`` (MLP generator, maxout discriminator with dropout), either
 update scheme (``simultaneous``, the 2014 code; ``alternating``, Algorithm 1 as printed), every G
@@ -41,7 +42,7 @@ import torch
 from torch import nn
 
 from .losses import discriminator_loss, generator_loss
-from .models import MaxoutDiscriminator, MLPGenerator, cap_row_norms_
+from .models import MaxoutDiscriminator, MLPGenerator, cap_row_norms_, draw_noise_, scale_noise_
 from .optimizers import lr_at, momentum_at
 from .progress import Progress
 from .trainer import KILL_ENV, TrainingDiverged, _NoProgress, _restore_signal_handlers, install_stop_handlers
@@ -232,10 +233,23 @@ class ReplicaGame:
 
     # ---- the pieces every replica draws for itself, in a separate run's order ----------------
     def take(self) -> torch.Tensor:
-        return torch.stack([g.take() for g in self.games])  # (R, m, D)
+        """Every replica's next minibatch (R, m, D): its own rows, gathered in one ``index_select``
+        where the replicas share one training set (as ``sweep --batched`` makes them)."""
+        streams = [g.stream for g in self.games]
+        data = streams[0].data
+        if any(s.data is not data for s in streams):
+            return torch.stack([g.take() for g in self.games])  # (R, m, D): each its own data (dry runs)
+        idx = torch.stack([s.next_indices() for s in streams])  # (R, m)
+        return data.index_select(0, idx.view(-1)).view(*idx.shape, data.shape[1])
 
     def noise(self) -> torch.Tensor:
-        return torch.stack([g.noise() for g in self.games])  # (R, m, noise_dim)
+        """Every replica's noise batch (R, m, noise_dim): each row drawn from the replica's own
+        generator as ``Game.noise`` draws it, then mapped onto the prior in one pass."""
+        cfg = self.cfg
+        z = torch.empty(len(self.games), cfg.batch_size, cfg.noise_dim, device=self.games[0].stream.data.device)
+        for r, rng in enumerate(self.rngs):
+            draw_noise_(z[r], cfg.noise_prior, rng)
+        return scale_noise_(z, cfg.noise_prior)
 
     # ---- losses (R, m logits → R losses) and updates, one pass for all replicas ------------------
     def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
