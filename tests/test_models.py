@@ -37,6 +37,23 @@ def test_gaussian_noise_and_reproducibility():
         sample_noise(2, 2, "laplace")
 
 
+@pytest.mark.parametrize("prior", ["uniform", "gaussian", "hypercube"])
+@pytest.mark.parametrize("shape", [(100, 100), (7, 3), (1, 1)])
+def test_noise_is_torch_rand_or_randn_and_rows_drawn_apart_match(prior, shape):
+    """The draw is the numbers torch.rand/randn give (runs keep their noise across versions), and a
+    row drawn into a bigger tensor with draw_noise_ and scaled with it is the same draw (seed replicas)."""
+    from gancore.train.models import SQRT3, draw_noise_, scale_noise_
+
+    g, g_ref, g_row = (torch.Generator().manual_seed(5) for _ in range(3))
+    z = sample_noise(*shape, prior, generator=g)
+    raw = torch.randn(*shape, generator=g_ref) if prior == "gaussian" else torch.rand(*shape, generator=g_ref)
+    assert torch.equal(z, raw * (2 * SQRT3) - SQRT3 if prior == "uniform" else raw)
+    rows = torch.empty(2, *shape)
+    draw_noise_(rows[1], prior, g_row)
+    assert torch.equal(scale_noise_(rows, prior)[1], z)
+    assert torch.equal(g.get_state(), g_row.get_state())
+
+
 def test_mnist_2014_shapes_and_initialization():
     cfg = config.from_preset("mnist_2014")
     mean = torch.rand(784, dtype=torch.float64)
